@@ -1,0 +1,75 @@
+// Package eventstore holds the contract shared by EventSync's event stores
+// (ClickHouse and the embedded SQLite store): what a query asks for and the
+// errors a store returns. The conformance suite in storetest checks that every
+// backend keeps it.
+package eventstore
+
+import (
+	"errors"
+	"time"
+
+	"github.com/eventsync/eventsync/pkg/event"
+)
+
+// Sentinel errors returned by stores.
+var (
+	// ErrNotFound means no stored event has the requested id.
+	ErrNotFound = errors.New("event not found")
+	// ErrUnavailable wraps errors caused by the backend being unreachable
+	// (connection refused or lost, timeouts); callers answer 503.
+	ErrUnavailable = errors.New("event store unavailable")
+)
+
+// Order selects the order of query results.
+type Order int
+
+// Orders of query results.
+const (
+	// BySeq is ascending stream sequence: the cursor order.
+	BySeq Order = iota
+	// BySeqDesc is descending stream sequence: newest first.
+	BySeqDesc
+	// ByTime is ascending event timestamp, then sequence.
+	ByTime
+)
+
+// Filter selects stored events. Zero fields do not filter.
+type Filter struct {
+	After       uint64 // seq > After
+	Through     uint64 // seq <= Through; 0 means no upper bound
+	Category    string // exact category
+	Code        string // exact code
+	TagPattern  string // NATS-style tag pattern, validated by package subject
+	SessionID   string
+	Source      string
+	MinSeverity event.Severity // severity >= MinSeverity
+	From        time.Time      // timestamp >= From
+	To          time.Time      // timestamp < To
+	Order       Order
+	Limit       int // maximum number of events; must be > 0
+}
+
+// Bucket is the width of a time bucket in stats.
+type Bucket int
+
+// Bucket widths supported by every backend.
+const (
+	Minute Bucket = iota
+	Hour
+	Day
+)
+
+// StatsFilter selects what Stats counts.
+type StatsFilter struct {
+	From       time.Time // inclusive; required
+	To         time.Time // exclusive; required
+	Bucket     Bucket
+	TagPattern string // optional NATS-style tag pattern
+}
+
+// Count is the number of events with one tag in one time bucket.
+type Count struct {
+	Bucket time.Time `json:"bucket"`
+	Tag    string    `json:"tag"`
+	Count  uint64    `json:"count"`
+}

@@ -1,0 +1,115 @@
+// Package httpserve runs EventSync's HTTP servers with timeouts set and a
+// graceful shutdown, and serves the operational endpoints every service has:
+// /healthz, /readyz and /metrics.
+package httpserve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Server is an HTTP server with a Run method.
+type Server struct {
+	srv      *http.Server
+	ln       net.Listener
+	shutdown time.Duration
+}
+
+// Listen binds addr now, so that callers know the port before Run (and a
+// busy port fails start-up rather than a goroutine later).
+func Listen(addr string, h http.Handler, shutdownTimeout time.Duration) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return &Server{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+		},
+		ln:       ln,
+		shutdown: shutdownTimeout,
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx is done, then stops accepting requests and waits up
+// to the shutdown timeout for the ones in flight.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown http: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	return nil
+}
+
+// Readiness is the state /readyz reports: ready once start-up finished and
+// every check passes, not ready again once shutdown began.
+type Readiness struct {
+	ready  atomic.Bool
+	checks []func(context.Context) error
+}
+
+// NewReadiness returns a Readiness that is not ready yet.
+func NewReadiness(checks ...func(context.Context) error) *Readiness {
+	return &Readiness{checks: checks}
+}
+
+// Set marks the process ready or not.
+func (r *Readiness) Set(ready bool) { r.ready.Store(ready) }
+
+// Check returns nil when the process is ready.
+func (r *Readiness) Check(ctx context.Context) error {
+	if !r.ready.Load() {
+		return errors.New("not started or shutting down")
+	}
+	for _, c := range r.checks {
+		if err := c(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MountOps adds /healthz, /readyz and /metrics to r.
+func MountOps(r chi.Router, ready *Readiness, reg *prometheus.Registry) {
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ready.Check(req.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready: " + err.Error() + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+}

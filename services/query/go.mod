@@ -1,0 +1,7 @@
+module github.com/eventsync/eventsync/services/query
+
+go 1.26
+
+require github.com/eventsync/eventsync/pkg v0.0.0
+
+replace github.com/eventsync/eventsync/pkg => ../../pkg
