@@ -8,8 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // Set is a flag set whose defaults come from the environment.
@@ -111,4 +114,23 @@ func (s *Set) Parse(args []string) error {
 		return err
 	}
 	return errors.Join(s.errs...)
+}
+
+// NewLogger returns the JSON logger of a command at the named level
+// (debug, info, warn, error).
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// Stream defines the flags that size the EVENTS stream; every service has
+// them because whichever starts first creates the stream.
+func (s *Set) Stream(c *stream.Config) {
+	s.Duration(&c.MaxAge, "max-age", "STREAM_MAX_AGE", 7*24*time.Hour, "how long JetStream keeps events")
+	s.Int64(&c.MaxBytes, "max-bytes", "STREAM_MAX_BYTES", -1, "size limit of the EVENTS stream in bytes (-1: unlimited); when full, ingest answers 503")
+	s.Duration(&c.Duplicates, "dedupe-window", "STREAM_DEDUPE_WINDOW", 10*time.Minute, "window in which a repeated event id is answered as a duplicate")
+	s.Int(&c.Replicas, "replicas", "STREAM_REPLICAS", 1, "stream replicas (3 in a NATS cluster)")
 }

@@ -185,3 +185,13 @@ func JetStream(nc *nats.Conn, publishTimeout time.Duration) (jetstream.JetStream
 	}
 	return js, nil
 }
+
+// Connected is a readiness check: nil while nc is connected to NATS.
+func Connected(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			return fmt.Errorf("nats connection is %s", s)
+		}
+		return nil
+	}
+}

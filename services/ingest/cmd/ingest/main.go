@@ -1,0 +1,101 @@
+// Command ingest runs the EventSync ingest service: HTTP and NATS request
+// intake that validates events and publishes them to JetStream.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/httpserve"
+	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var (
+		cfg                         ingest.Config
+		sc                          stream.Config
+		natsURL, httpAddr, logLevel string
+		shutdownTimeout             time.Duration
+	)
+	fs := conf.New("ingest", getenv, stdout)
+	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address")
+	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	fs.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long to drain requests on shutdown")
+	cfg.Flags(fs)
+	fs.Stream(&sc)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := conf.NewLogger(stdout, logLevel)
+	if err != nil {
+		return err
+	}
+
+	nc, err := stream.Connect(natsURL, "eventsync-ingest")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := stream.JetStream(nc, cfg.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	if err := stream.Ensure(ctx, js, sc); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := ingest.New(cfg, nc, js, reg, log)
+	if err != nil {
+		return err
+	}
+	ready := httpserve.NewReadiness(stream.Connected(nc))
+	r := chi.NewRouter()
+	httpserve.MountOps(r, ready, reg)
+	svc.Mount(r)
+	srv, err := httpserve.Listen(httpAddr, r, shutdownTimeout)
+	if err != nil {
+		return err
+	}
+	log.Info("ingest listening", "http_addr", srv.Addr(), "nats_url", natsURL)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx) })
+	ready.Set(true)
+	<-gctx.Done()
+	ready.Set(false)
+	err = g.Wait()
+	if derr := nc.Drain(); derr != nil && err == nil {
+		err = fmt.Errorf("drain nats: %w", derr)
+	}
+	return err
+}

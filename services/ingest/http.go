@@ -1,0 +1,80 @@
+package ingest
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/problem"
+)
+
+// Mount adds the ingest endpoints to r.
+func (s *Service) Mount(r chi.Router) {
+	r.Post("/v1/events", s.handleEvents(false))
+	// The log-sync service's endpoint: one event per request.
+	r.Post("/internal/log", s.handleEvents(true))
+}
+
+func (s *Service) handleEvents(single bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := format(r.Header.Get("Content-Type"))
+		if err != nil {
+			problem.Write(w, s.reject(err))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				err = problem.New(http.StatusRequestEntityTooLarge, "too-large", "the body is larger than the limit of "+byteSize(s.cfg.MaxBody))
+			} else {
+				err = problem.BadRequest("reading the body: " + err.Error())
+			}
+			problem.Write(w, s.reject(err))
+			return
+		}
+		resp, err := s.ingest(r.Context(), body, f, single)
+		if err != nil {
+			problem.Write(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = jsonv2.MarshalWrite(w, resp)
+	}
+}
+
+// format maps a Content-Type to a body format; JSON is the default.
+func format(contentType string) (event.Format, error) {
+	if contentType == "" {
+		return event.JSON, nil
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return 0, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "Content-Type "+err.Error())
+	}
+	switch mt {
+	case "application/json", "text/plain":
+		return event.JSON, nil
+	case "application/x-ndjson", "application/ndjson", "application/jsonl":
+		return event.NDJSON, nil
+	}
+	return 0, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type",
+		"Content-Type must be application/json or application/x-ndjson, got "+mt)
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

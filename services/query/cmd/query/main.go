@@ -1,0 +1,87 @@
+// Command query runs the EventSync query service: the HTTP read API over
+// events stored in ClickHouse.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/eventsync/eventsync/pkg/chstore"
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/httpserve"
+	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/query"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "query:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var (
+		natsURL, chURL, httpAddr, logLevel string
+		shutdownTimeout                    time.Duration
+	)
+	fs := conf.New("query", getenv, stdout)
+	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (for the store's committed watermark)")
+	fs.String(&chURL, "clickhouse-url", "CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/eventsync", "ClickHouse DSN (native protocol)")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8082", "HTTP listen address")
+	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	fs.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long to drain requests on shutdown")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := conf.NewLogger(stdout, logLevel)
+	if err != nil {
+		return err
+	}
+
+	nc, err := stream.Connect(natsURL, "eventsync-query")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := stream.JetStream(nc, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	// The query service opens ClickHouse lazily from the driver's point of
+	// view: if it is down, reads answer 503 until it is back.
+	db, err := chstore.Open(ctx, chURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ready := httpserve.NewReadiness(stream.Connected(nc), db.Ping)
+	r := chi.NewRouter()
+	httpserve.MountOps(r, ready, reg)
+	query.New(db, stream.NewWatermark(js), log).Mount(r)
+	srv, err := httpserve.Listen(httpAddr, r, shutdownTimeout)
+	if err != nil {
+		return err
+	}
+	log.Info("query listening", "http_addr", srv.Addr(), "nats_url", natsURL)
+	ready.Set(true)
+	go func() { <-ctx.Done(); ready.Set(false) }()
+	return srv.Run(ctx)
+}

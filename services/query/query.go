@@ -1,0 +1,243 @@
+// Package query is the EventSync query service: the HTTP API dashboards use
+// to read stored events by cursor, session, tag, time range and id, and
+// counts per tag over time.
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/eventstore"
+	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/subject"
+)
+
+// Limits of query parameters.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 10000
+	MaxBuckets   = 10000
+)
+
+// reader is the event store as the query service sees it.
+type reader interface {
+	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
+	Event(ctx context.Context, id string) (event.Event, error)
+	Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventstore.Count, error)
+}
+
+// watermark tells up to which stream sequence every event is stored.
+type watermark interface {
+	Committed(ctx context.Context) (uint64, error)
+}
+
+// Service is the query service.
+type Service struct {
+	r   reader
+	wm  watermark
+	now func() time.Time
+	log *slog.Logger
+}
+
+// New returns a query service reading from r; cursor reads stop at wm.
+func New(r reader, wm watermark, log *slog.Logger) *Service {
+	return &Service{r: r, wm: wm, now: time.Now, log: log.With("component", "query")}
+}
+
+// Mount adds the query endpoints to r.
+func (s *Service) Mount(r chi.Router) {
+	r.Get("/v1/events", s.handle(s.events))
+	r.Get("/v1/events/{id}", s.handle(s.event))
+	r.Get("/v1/sessions/{session_id}/events", s.handle(s.session))
+	r.Get("/v1/stats", s.handle(s.stats))
+	// The log-sync service's endpoint.
+	r.Get("/api/logs", s.handle(s.logs))
+}
+
+// handle adapts a handler that returns its body or an error.
+func (s *Service) handle(h func(*http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := h(r)
+		if err != nil {
+			if errors.Is(err, eventstore.ErrUnavailable) {
+				err = problem.Unavailable("the event store is unavailable", time.Second)
+			}
+			var p *problem.Problem
+			if !errors.As(err, &p) {
+				s.log.Error("query", "err", err, "path", r.URL.Path)
+			}
+			problem.Write(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = jsonv2.MarshalWrite(w, body)
+	}
+}
+
+// Page is a page of events; NextSince is the cursor of the next page.
+type Page struct {
+	Events    []event.Event `json:"events"`
+	NextSince uint64        `json:"next_since"`
+}
+
+func (s *Service) events(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f, err := parseFilter(q)
+	if err != nil {
+		return nil, err
+	}
+	switch q.Get("order") {
+	case "", "asc":
+		f.Order = eventstore.BySeq
+	case "desc":
+		f.Order = eventstore.BySeqDesc
+	default:
+		return nil, problem.BadParam("order", "must be asc or desc")
+	}
+	return s.page(r.Context(), f)
+}
+
+// page reads events after the cursor, never beyond the committed watermark,
+// so that an event committed later with a smaller seq is never skipped.
+func (s *Service) page(ctx context.Context, f eventstore.Filter) (*Page, error) {
+	wm, err := s.wm.Committed(ctx)
+	if err != nil {
+		return nil, problem.Unavailable("the event stream is unavailable", time.Second)
+	}
+	p := &Page{Events: []event.Event{}, NextSince: f.After}
+	if wm <= f.After {
+		return p, nil
+	}
+	f.Through = wm
+	evs, err := s.r.Events(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	p.Events = evs
+	switch {
+	case f.Order == eventstore.BySeq && len(evs) == f.Limit:
+		p.NextSince = evs[len(evs)-1].Seq
+	default:
+		// Every match in (After, wm] was returned (or, newest first, the
+		// caller asked for the latest): continue from the watermark.
+		p.NextSince = wm
+	}
+	return p, nil
+}
+
+func (s *Service) logs(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	var f eventstore.Filter
+	var err error
+	if f.After, err = parseUint(q, "since"); err != nil {
+		return nil, problem.BadParam("since", "must be an integer")
+	}
+	if f.Limit, err = parseLimit(q, DefaultLimit); err != nil {
+		return nil, err
+	}
+	return s.page(r.Context(), f)
+}
+
+func (s *Service) event(r *http.Request) (any, error) {
+	id := chi.URLParam(r, "id")
+	e, err := s.r.Event(r.Context(), id)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return nil, problem.NotFound("no event has id " + strconv.Quote(id))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SessionPage is the events of one session in event-time order.
+type SessionPage struct {
+	SessionID string        `json:"session_id"`
+	Events    []event.Event `json:"events"`
+}
+
+func (s *Service) session(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	f, err := parseFilter(q)
+	if err != nil {
+		return nil, err
+	}
+	if q.Has("since") {
+		return nil, problem.BadParam("since", "is not supported on session reads (they are ordered by time)")
+	}
+	f.SessionID = chi.URLParam(r, "session_id")
+	f.Order = eventstore.ByTime
+	if q.Get("limit") == "" {
+		f.Limit = 1000
+	}
+	evs, err := s.r.Events(r.Context(), f)
+	if err != nil {
+		return nil, err
+	}
+	return &SessionPage{SessionID: f.SessionID, Events: evs}, nil
+}
+
+// Stats is the body of /v1/stats.
+type Stats struct {
+	From   time.Time          `json:"from"`
+	To     time.Time          `json:"to"`
+	Bucket string             `json:"bucket"`
+	Counts []eventstore.Count `json:"counts"`
+}
+
+var buckets = map[string]struct {
+	b eventstore.Bucket
+	d time.Duration
+}{
+	"minute": {eventstore.Minute, time.Minute}, "1m": {eventstore.Minute, time.Minute},
+	"hour": {eventstore.Hour, time.Hour}, "1h": {eventstore.Hour, time.Hour},
+	"day": {eventstore.Day, 24 * time.Hour}, "1d": {eventstore.Day, 24 * time.Hour},
+}
+
+func (s *Service) stats(r *http.Request) (any, error) {
+	q := r.URL.Query()
+	name := q.Get("bucket")
+	if name == "" {
+		name = "hour"
+	}
+	b, ok := buckets[name]
+	if !ok {
+		return nil, problem.BadParam("bucket", "must be minute, hour or day")
+	}
+	to, err := parseTime(q, "to", s.now())
+	if err != nil {
+		return nil, err
+	}
+	from, err := parseTime(q, "from", to.Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if !from.Before(to) {
+		return nil, problem.BadParam("from", "must be before to")
+	}
+	if to.Sub(from)/b.d > MaxBuckets {
+		return nil, problem.BadParam("bucket", "makes more than 10000 buckets for this range; choose a wider bucket")
+	}
+	sf := eventstore.StatsFilter{From: from, To: to, Bucket: b.b, TagPattern: q.Get("tag")}
+	if sf.TagPattern != "" {
+		if err := subject.ValidatePattern(sf.TagPattern); err != nil {
+			return nil, problem.BadParam("tag", err.Error())
+		}
+	}
+	counts, err := s.r.Stats(r.Context(), sf)
+	if err != nil {
+		return nil, err
+	}
+	if counts == nil {
+		counts = []eventstore.Count{}
+	}
+	return &Stats{From: from, To: to, Bucket: name, Counts: counts}, nil
+}
