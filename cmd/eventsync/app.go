@@ -48,10 +48,7 @@ func (c *config) flags(fs *conf.Set) {
 	fs.String(&c.DataDir, "data-dir", "DATA_DIR", "./data", "where JetStream and the embedded store keep their files")
 	fs.String(&c.ClickHouseURL, "clickhouse-url", "CLICKHOUSE_URL", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/eventsync; empty: embedded store in the data dir")
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	c.Stream.Replicas = 1
-	fs.Duration(&c.Stream.MaxAge, "max-age", "STREAM_MAX_AGE", stream.DefaultMaxAge, "how long JetStream keeps events")
-	fs.Int64(&c.Stream.MaxBytes, "max-bytes", "STREAM_MAX_BYTES", -1, "size limit of the EVENTS stream in bytes (-1: unlimited); when full, ingest answers 503")
-	fs.Duration(&c.Stream.Duplicates, "dedupe-window", "STREAM_DEDUPE_WINDOW", stream.DefaultDuplicates, "window in which a repeated event id is answered as a duplicate")
+	fs.Stream(&c.Stream)
 	c.Ingest.Flags(fs)
 	c.Store.Flags(fs)
 }
