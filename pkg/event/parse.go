@@ -2,6 +2,7 @@ package event
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -210,16 +211,45 @@ func splitJSON(body []byte) (items [][]byte, batch bool, err error) {
 }
 
 // splitLines splits NDJSON into its non-blank lines, each one JSON value.
+// Each line is checked to be exactly one well-formed JSON value here, so
+// that a malformed line is a *SyntaxError (pointer /N, N counting events,
+// not lines) even when it also breaks a rule that decoding would report
+// first, such as an unknown field.
 func splitLines(body []byte) ([][]byte, error) {
 	var items [][]byte
+	var dec jsontext.Decoder
+	n := 0
 	for line := range bytes.Lines(body) {
+		n++
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
+		if err := checkValue(&dec, line); err != nil {
+			se := err.(*SyntaxError)
+			se.Pointer = "/" + strconv.Itoa(len(items)) + se.Pointer
+			se.Detail = fmt.Sprintf("line %d: %s", n, se.Detail)
+			return nil, se
+		}
 		items = append(items, line)
 	}
 	return items, nil
+}
+
+// checkValue reports as a *SyntaxError why b is not exactly one JSON value,
+// reusing dec.
+func checkValue(dec *jsontext.Decoder, b []byte) error {
+	dec.Reset(bytes.NewBuffer(b))
+	if err := dec.SkipValue(); err != nil {
+		return syntaxError(err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		if err == nil {
+			return &SyntaxError{Detail: "unexpected data after the top-level value"}
+		}
+		return syntaxError(err)
+	}
+	return nil
 }
 
 // syntaxError converts a jsontext error into a *SyntaxError.
@@ -258,6 +288,10 @@ type input struct {
 // parse decodes and validates one event object into e. It returns the rules
 // broken, or an error if the JSON itself is unacceptable.
 func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error) {
+	// null would decode as an empty object; raw is a trimmed JSON value.
+	if len(raw) == 0 || raw[0] != '{' {
+		return []FieldError{{Pointer: "", Detail: "must be a JSON object"}}, nil
+	}
 	var in input
 	if err := jsonv2.Unmarshal(raw, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
 		var se *jsontext.SyntacticError
@@ -297,17 +331,24 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 		}
 		e.Category, e.Code = cat, code
 	default:
+		ok := true
 		if in.Category == nil {
 			bad("/category", "is required (or give tag)")
+			ok = false
 		} else if err := subject.ValidateCategory(*in.Category); err != nil {
 			bad("/category", err.Error())
+			ok = false
 		}
 		if in.Code == nil {
 			bad("/code", "is required (or give tag)")
+			ok = false
 		} else if err := subject.ValidateCode(*in.Code); err != nil {
 			bad("/code", err.Error())
+			ok = false
 		}
-		if in.Category != nil && in.Code != nil {
+		// Only valid halves go on to Build, so that a bad category or
+		// code is reported once, not again as a subject error.
+		if ok {
 			e.Category, e.Code = *in.Category, *in.Code
 		}
 	}
@@ -352,16 +393,17 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 		}
 		e.SessionID = *in.SessionID
 	}
+	srcPtr := "/source"
 	switch {
 	case in.Source != nil && in.Name != nil && *in.Source != *in.Name:
 		bad("/name", "disagrees with source (name is an alias of source)")
 	case in.Source != nil:
 		e.Source = *in.Source
 	case in.Name != nil:
-		e.Source = *in.Name
+		e.Source, srcPtr = *in.Name, "/name"
 	}
 	if len(e.Source) > MaxFieldLen {
-		bad("/source", fmt.Sprintf("must be at most %d bytes", MaxFieldLen))
+		bad(srcPtr, fmt.Sprintf("must be at most %d bytes", MaxFieldLen))
 	}
 
 	e.Severity = Info
@@ -377,7 +419,7 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 		if in.Data.Kind() != '{' {
 			bad("/data", "must be a JSON object")
 		} else {
-			e.Data = append([]byte(nil), in.Data...)
+			e.Data = json.RawMessage(in.Data) // already a copy, not part of raw
 		}
 	}
 
@@ -412,16 +454,17 @@ var zonelessLayouts = [...]string{"2006-01-02 15:04:05.999999999", "2006-01-02T1
 // "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with a T) without a zone, meaning UTC.
 // The result is UTC, truncated to microseconds.
 func ParseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	// time.Parse also takes a comma before the fraction; neither RFC 3339
+	// nor the zoneless form has one.
+	if strings.IndexByte(s, ',') < 0 {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t.UTC().Truncate(time.Microsecond), nil
+		}
 		for _, layout := range zonelessLayouts {
-			if t, err = time.Parse(layout, s); err == nil {
-				break
+			if t, err := time.Parse(layout, s); err == nil {
+				return t.UTC().Truncate(time.Microsecond), nil
 			}
 		}
 	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("must be RFC 3339 (2006-01-02T15:04:05.999999Z07:00) or \"YYYY-MM-DD HH:MM:SS[.ffffff]\" in UTC, got %q", s)
-	}
-	return t.UTC().Truncate(time.Microsecond), nil
+	return time.Time{}, fmt.Errorf("must be RFC 3339 (2006-01-02T15:04:05.999999Z07:00) or \"YYYY-MM-DD HH:MM:SS[.ffffff]\" in UTC, got %q", s)
 }

@@ -79,9 +79,10 @@ func Unavailable(detail string, retryAfter time.Duration) *Problem {
 // written as is; anything else becomes a 500 that leaks no internals.
 func Write(w http.ResponseWriter, err error) {
 	var p *Problem
-	if !errors.As(err, &p) {
+	if !errors.As(err, &p) || p == nil {
 		p = New(http.StatusInternalServerError, "internal", "")
 	}
+	p = p.normalized()
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	if p.RetryAfter > 0 {
@@ -93,6 +94,30 @@ func Write(w http.ResponseWriter, err error) {
 
 // Marshal returns the JSON body of a problem (for transports other than HTTP).
 func Marshal(p *Problem) []byte {
-	b, _ := json.Marshal(p) // a Problem always encodes
+	if p == nil {
+		p = New(http.StatusInternalServerError, "internal", "")
+	}
+	b, _ := json.Marshal(p.normalized()) // a Problem always encodes
 	return b
+}
+
+// normalized returns p, or a copy with the members RFC 9457 needs filled
+// in when p was built by hand: a status outside 400–599 (which
+// http.ResponseWriter.WriteHeader would panic on or misread) becomes 500,
+// an empty type "about:blank" and an empty title the status text.
+func (p *Problem) normalized() *Problem {
+	if p.Status >= 400 && p.Status <= 599 && p.Type != "" && p.Title != "" {
+		return p
+	}
+	q := *p
+	if q.Status < 400 || q.Status > 599 {
+		q.Status = http.StatusInternalServerError
+	}
+	if q.Type == "" {
+		q.Type = "about:blank"
+	}
+	if q.Title == "" {
+		q.Title = http.StatusText(q.Status)
+	}
+	return &q
 }

@@ -88,6 +88,9 @@ func SplitTag(tag string) (category, code string, err error) {
 		return "", "", ErrNoCode
 	}
 	category, code = tag[:i], tag[i+1:]
+	if category == "" || code == "" { // ".CODE" or "CATEGORY."
+		return "", "", ErrEmptyToken
+	}
 	if err := ValidateCategory(category); err != nil {
 		return "", "", err
 	}
