@@ -30,7 +30,7 @@ type Event struct {
 	ReceivedAt time.Time       `json:"received_at"`
 	SessionID  string          `json:"session_id,omitempty"`
 	Source     string          `json:"source,omitempty"`
-	Severity   Severity        `json:"severity"`
+	Severity   Severity        `json:"severity,omitzero"`
 	Producer   string          `json:"producer,omitempty"`
 	Data       json.RawMessage `json:"data,omitempty"`
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -77,8 +78,16 @@ func (s *Service) handle(h func(*http.Request) (any, error)) http.HandlerFunc {
 			problem.Write(w, err)
 			return
 		}
+		// Marshal before writing: a body that fails to encode (an event
+		// with an invalid severity) must be a 500, not a truncated 200.
+		b, err := jsonv2.Marshal(body)
+		if err != nil {
+			s.log.Error("encode response", "err", err, "path", r.URL.Path)
+			problem.Write(w, err)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = jsonv2.MarshalWrite(w, body)
+		_, _ = w.Write(b)
 	}
 }
 
@@ -147,7 +156,7 @@ func (s *Service) logs(r *http.Request) (any, error) {
 }
 
 func (s *Service) event(r *http.Request) (any, error) {
-	id := chi.URLParam(r, "id")
+	id := pathParam(r, "id")
 	e, err := s.r.Event(r.Context(), id)
 	if errors.Is(err, eventstore.ErrNotFound) {
 		return nil, problem.NotFound("no event has id " + strconv.Quote(id))
@@ -156,6 +165,20 @@ func (s *Service) event(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// pathParam returns a path parameter unescaped. chi matches routes against
+// the escaped path when it differs from the default encoding (an id with a
+// '/' sent as %2F) and then hands out parameters still escaped.
+func pathParam(r *http.Request, name string) string {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }
 
 // SessionPage is the events of one session in event-time order.
@@ -173,7 +196,7 @@ func (s *Service) session(r *http.Request) (any, error) {
 	if q.Has("since") {
 		return nil, problem.BadParam("since", "is not supported on session reads (they are ordered by time)")
 	}
-	f.SessionID = chi.URLParam(r, "session_id")
+	f.SessionID = pathParam(r, "session_id")
 	f.Order = eventstore.ByTime
 	if q.Get("limit") == "" {
 		f.Limit = 1000
