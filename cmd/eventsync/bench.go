@@ -464,8 +464,8 @@ func runPhase(ctx context.Context, hc *http.Client, base string, p phase) (*phas
 	until := make(chan uint64, 1)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	defer stopPoll()
-	pollDone := make(chan error, 1)
-	go func() { pollDone <- pl.run(pollCtx, until) }()
+	reached := make(chan bool, 1)
+	go func() { reached <- pl.run(pollCtx, until) }()
 
 	producers := make([]*producer, p.producers)
 	var wg sync.WaitGroup
@@ -487,15 +487,11 @@ func runPhase(ctx context.Context, hc *http.Client, base string, p phase) (*phas
 		last = max(last, a.seq)
 	}
 	until <- last
-	select {
-	case err := <-pollDone:
-		if err != nil {
-			return nil, fmt.Errorf("poller: %w", err)
-		}
-		res.drained = true
-	case <-time.After(p.drainTimeout):
-		stopPoll()
-		<-pollDone
+	drain := time.AfterFunc(p.drainTimeout, stopPoll)
+	res.drained = <-reached
+	drain.Stop()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	res.wall = time.Since(start)
 	if cpu1, ok := processCPU(); ok && cpuOK {
@@ -571,8 +567,12 @@ func (r *phaseResult) print(w io.Writer, raw rawResult) {
 	if r.queryable > 0 {
 		fmt.Fprintf(w, "    queryable    %s events in %s = %s events/s\n",
 			group(r.queryable), seconds(r.queryableAt), group(int(perSecond(r.queryable, r.queryableAt))))
-		fmt.Fprintf(w, "    lag          all queryable %s after the producers stopped; per event (202 → read by poller) p50 %s  p99 %s\n",
-			millis(max(r.queryableAt-r.loadTime, 0)), millis(percentile(r.eventLags, 0.50)), millis(percentile(r.eventLags, 0.99)))
+		drain := "all queryable " + millis(max(r.queryableAt-r.loadTime, 0)) + " after the producers stopped"
+		if !r.drained {
+			drain = "NOT all queryable " + seconds(r.drainTimeout) + " after the producers stopped"
+		}
+		fmt.Fprintf(w, "    lag          %s; per event (202 → read by poller) p50 %s  p99 %s\n",
+			drain, millis(percentile(r.eventLags, 0.50)), millis(percentile(r.eventLags, 0.99)))
 	}
 	if raw.rate() > 0 {
 		fmt.Fprintf(w, "    vs raw       accepted %.2f×, queryable %.2f× of the raw JetStream ceiling (%s msgs/s)\n",
@@ -722,8 +722,9 @@ type queryPage struct {
 // resolution of the measured lag.
 const pollIdle = 10 * time.Millisecond
 
-// run polls until the cursor reaches the seq received on until, or ctx ends.
-func (p *poller) run(ctx context.Context, until <-chan uint64) error {
+// run polls until the cursor reaches the seq received on until (and
+// reports true) or ctx ends (false).
+func (p *poller) run(ctx context.Context, until <-chan uint64) bool {
 	target := ^uint64(0)
 	for {
 		select {
@@ -732,20 +733,18 @@ func (p *poller) run(ctx context.Context, until <-chan uint64) error {
 		default:
 		}
 		if p.since >= target {
-			return nil
+			return true
 		}
 		n, err := p.poll(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return false
 		}
 		if err != nil {
 			p.errors++
 			n = 0
 		}
-		if n == 0 {
-			if err := sleep(ctx, pollIdle); err != nil {
-				return nil
-			}
+		if n == 0 && sleep(ctx, pollIdle) != nil {
+			return false
 		}
 	}
 }
