@@ -13,8 +13,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/chstore"
@@ -142,8 +140,8 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
-	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+	reg, err := httpserve.NewRegistry()
+	if err != nil {
 		return nil, err
 	}
 	if a.ingest, err = ingest.New(cfg.Ingest, a.nc, js, reg, log); err != nil {

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/conf"
@@ -69,8 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg, err := httpserve.NewRegistry()
+	if err != nil {
+		return err
+	}
 	svc, err := ingest.New(cfg, nc, js, reg, log)
 	if err != nil {
 		return err

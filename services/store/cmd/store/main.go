@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/chstore"
@@ -80,8 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg, err := httpserve.NewRegistry()
+	if err != nil {
+		return err
+	}
 	ready := httpserve.NewReadiness(stream.Connected(nc), db.Ping)
 	r := chi.NewRouter()
 	httpserve.MountOps(r, ready, reg)
