@@ -36,6 +36,11 @@ type harness struct {
 // loopback and on the NATS request subject.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessWithStream(t, cfg, stream.Config{})
+}
+
+func newHarnessWithStream(t *testing.T, cfg Config, sc stream.Config) *harness {
+	t.Helper()
 	ns := natstest.Start(t)
 	nc := ns.Connect(t)
 	if cfg.PublishTimeout == 0 {
@@ -46,7 +51,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if err := stream.Ensure(ctx, js, stream.Config{}); err != nil {
+	if err := stream.Ensure(ctx, js, sc); err != nil {
 		t.Fatal(err)
 	}
 	svc, err := New(cfg, nc, js, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
@@ -403,5 +408,30 @@ func TestMetricsCountAcceptedAndRejected(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
+	}
+}
+
+// A full stream refuses new events (discard new) and ingest answers 503
+// rather than letting JetStream delete events nobody has read.
+func TestFullStreamAnswers503(t *testing.T) {
+	h := newHarnessWithStream(t, Config{}, stream.Config{MaxBytes: 4 << 10})
+	body := `{"tag":"FULL.STREAM","message":"` + strings.Repeat("x", 500) + `"}`
+	var accepted int
+	for i := 0; ; i++ {
+		status, hdr, b := h.post(t, "/v1/events", "application/json", body)
+		if status == http.StatusAccepted {
+			accepted++
+			if i > 100 {
+				t.Fatalf("still accepting after %d events into a 4 KiB stream", i)
+			}
+			continue
+		}
+		if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+			t.Fatalf("POST into a full stream = %d %s; want 503 with Retry-After", status, b)
+		}
+		break
+	}
+	if n := len(h.stored(t)); n != accepted || n == 0 {
+		t.Errorf("stream holds %d events; want the %d accepted ones, none deleted", n, accepted)
 	}
 }
