@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,16 +18,6 @@ type Config struct {
 	Port     int    // client port; -1 picks a free one
 	StoreDir string // JetStream data directory
 	Name     string // server name
-	// Cluster, when set, makes the server one node of a JetStream cluster.
-	Cluster *Cluster
-}
-
-// Cluster joins an embedded server to a cluster.
-type Cluster struct {
-	Name   string
-	Host   string
-	Port   int
-	Routes []string // nats-route://host:port of the other nodes
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -44,10 +33,6 @@ func Start(c Config) (*server.Server, error) {
 		// Events of up to 1 MiB requests go through the ingest request
 		// path; leave room for headers.
 		MaxPayload: 8 << 20,
-	}
-	if c.Cluster != nil {
-		opts.Cluster = server.ClusterOpts{Name: c.Cluster.Name, Host: c.Cluster.Host, Port: c.Cluster.Port}
-		opts.Routes = server.RoutesFromStr(strings.Join(c.Cluster.Routes, ","))
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
