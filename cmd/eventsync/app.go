@@ -184,11 +184,8 @@ func (a *app) Run(ctx context.Context) error {
 
 func (a *app) close() {
 	if a.nc != nil {
-		if err := a.nc.Drain(); err != nil {
+		if err := stream.Drain(a.nc, 10*time.Second); err != nil {
 			a.log.Warn("drain nats", "err", err)
-		}
-		for a.nc.IsDraining() {
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	if a.db != nil {

@@ -195,3 +195,21 @@ func Connected(nc *nats.Conn) func(context.Context) error {
 		return nil
 	}
 }
+
+// Drain drains nc (pending publishes and acks are flushed, subscriptions
+// finish their messages) and waits up to timeout for it to close. nc.Drain
+// alone returns at once; closing the connection right after it would cut
+// the drain short.
+func Drain(nc *nats.Conn, timeout time.Duration) error {
+	if err := nc.Drain(); err != nil {
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for !nc.IsClosed() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("drain nats: not closed after %s", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}

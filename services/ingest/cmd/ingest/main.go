@@ -94,8 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	<-gctx.Done()
 	ready.Set(false)
 	err = g.Wait()
-	if derr := nc.Drain(); derr != nil && err == nil {
-		err = fmt.Errorf("drain nats: %w", derr)
+	if derr := stream.Drain(nc, 10*time.Second); derr != nil && err == nil {
+		err = derr
 	}
 	return err
 }
