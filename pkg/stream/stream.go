@@ -100,7 +100,7 @@ const (
 	HeaderSubject   = "EventSync-Subject"
 )
 
-// Ensure creates or updates the EVENTS and DLQ streams. It is idempotent, so
+// Ensure creates or updates the EVENTS, DLQ and DELIVERIES streams. It is idempotent, so
 // every service calls it at start-up and whichever starts first creates them.
 func Ensure(ctx context.Context, js jetstream.StreamManager, c Config) error {
 	if _, err := js.CreateOrUpdateStream(ctx, EventsConfig(c)); err != nil {
@@ -108,6 +108,9 @@ func Ensure(ctx context.Context, js jetstream.StreamManager, c Config) error {
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, DeadLettersConfig(c.Replicas)); err != nil {
 		return fmt.Errorf("ensure stream %s: %w", DeadLetters, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, DeliveriesConfig(c)); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", Deliveries, err)
 	}
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/pkg/subject"
 )
 
 // Defaults of Config.
@@ -165,7 +164,7 @@ func (s *Service) flush(ctx context.Context, batch []jetstream.Msg) {
 	events := make([]event.Event, 0, len(batch))
 	acks := make([]jetstream.Msg, 0, len(batch))
 	for _, m := range batch {
-		e, err := decode(m)
+		e, err := stream.DecodeEvent(m)
 		if err != nil {
 			s.deadLetter(ctx, m, err)
 			continue
@@ -210,42 +209,6 @@ func (s *Service) flush(ctx context.Context, batch []jetstream.Msg) {
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt-1, 6)
 	return min(d, 5*time.Second)
-}
-
-// decode turns a message into a stored event. Events published straight to
-// events.> by trusted producers bypass ingest, so the subject is authoritative
-// for the tag and missing stamps are filled from the message metadata.
-func decode(m jetstream.Msg) (event.Event, error) {
-	var e event.Event
-	meta, err := m.Metadata()
-	if err != nil {
-		return e, fmt.Errorf("metadata: %w", err)
-	}
-	if err := event.Decode(m.Data(), &e); err != nil {
-		return e, err
-	}
-	tag, category, code, err := subject.Parse(m.Subject())
-	if err != nil {
-		return e, err
-	}
-	e.Seq = meta.Sequence.Stream
-	e.Subject, e.Tag, e.Category, e.Code = m.Subject(), tag, category, code
-	if e.ReceivedAt.IsZero() {
-		e.ReceivedAt = meta.Timestamp.UTC().Truncate(time.Microsecond)
-	}
-	if e.Timestamp.IsZero() {
-		e.Timestamp = e.ReceivedAt
-	}
-	if e.ID == "" {
-		e.ID = m.Headers().Get(jetstream.MsgIDHeader)
-	}
-	if e.ID == "" {
-		e.ID = fmt.Sprintf("seq-%d", e.Seq)
-	}
-	if e.Severity == 0 {
-		e.Severity = event.Info
-	}
-	return e, nil
 }
 
 // deadLetter parks an undecodable message on the DLQ stream with the reason,
