@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/httpserve"
@@ -24,6 +25,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/sqlitestore"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest"
+	"github.com/eventsync/eventsync/services/notifier"
 	"github.com/eventsync/eventsync/services/query"
 	"github.com/eventsync/eventsync/services/store"
 )
@@ -38,10 +40,11 @@ type config struct {
 	Stream        stream.Config
 	Ingest        ingest.Config
 	Store         store.Config
+	Notifier      notifier.Config
 }
 
 func (c *config) flags(fs *conf.Set) {
-	fs.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address (ingest, query, /healthz, /readyz, /metrics)")
+	fs.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address (ingest, query, subscriptions, /healthz, /readyz, /metrics)")
 	fs.String(&c.NATSAddr, "nats-addr", "NATS_ADDR", "127.0.0.1:4222", "listen address of the embedded NATS server, for NATS producers")
 	fs.String(&c.DataDir, "data-dir", "DATA_DIR", "./data", "where JetStream and the embedded store keep their files")
 	fs.String(&c.ClickHouseURL, "clickhouse-url", "CLICKHOUSE_URL", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/eventsync; empty: embedded store in the data dir")
@@ -49,6 +52,7 @@ func (c *config) flags(fs *conf.Set) {
 	fs.Stream(&c.Stream)
 	c.Ingest.Flags(fs)
 	c.Store.Flags(fs)
+	c.Notifier.Flags(fs)
 }
 
 // backend is an event store: ClickHouse or the embedded one.
@@ -57,6 +61,8 @@ type backend interface {
 	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
 	Event(ctx context.Context, id string) (event.Event, error)
 	Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventstore.Count, error)
+	InsertAttempts(ctx context.Context, attempts []delivery.Attempt) error
+	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -93,6 +99,7 @@ type app struct {
 	srv       *httpserve.Server
 	ingest    *ingest.Service
 	store     *store.Service
+	notifier  *notifier.Service
 }
 
 // start brings up everything but the long-running loops; Run runs them.
@@ -126,6 +133,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	if err := stream.Ensure(ctx, js, cfg.Stream); err != nil {
 		return nil, err
 	}
+	kv, err := stream.EnsureNotify(ctx, js, cfg.Stream)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.ClickHouseURL != "" {
 		a.storeName = "clickhouse " + cfg.ClickHouseURL
 		a.db, err = store.WaitFor(ctx, log, "clickhouse", func(ctx context.Context) (backend, error) {
@@ -150,11 +161,16 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	if a.store, err = store.New(cfg.Store, js, a.db, log); err != nil {
 		return nil, err
 	}
+	cfg.Notifier.Stream = cfg.Stream
+	if a.notifier, err = notifier.New(cfg.Notifier, js, kv, reg, log); err != nil {
+		return nil, err
+	}
 	a.ready = httpserve.NewReadiness(stream.Connected(a.nc), a.db.Ping)
 	r := chi.NewRouter()
 	httpserve.MountOps(r, a.ready, reg)
 	a.ingest.Mount(r)
-	query.New(a.db, stream.NewWatermark(js), log).Mount(r)
+	a.notifier.Mount(r)
+	query.New(a.db, stream.NewWatermark(js), stream.NewConsumerWatermark(js, stream.Deliveries, stream.StoreDeliveriesConsumer), log).Mount(r)
 	if a.srv, err = httpserve.Listen(cfg.HTTPAddr, r, 10*time.Second); err != nil {
 		return nil, err
 	}
@@ -176,6 +192,7 @@ func (a *app) Run(ctx context.Context) error {
 	g.Go(func() error { return a.srv.Run(gctx) })
 	g.Go(func() error { return a.ingest.Run(gctx) })
 	g.Go(func() error { return a.store.Run(gctx) })
+	g.Go(func() error { return a.notifier.Run(gctx) })
 	a.ready.Set(true)
 	<-gctx.Done()
 	a.ready.Set(false)

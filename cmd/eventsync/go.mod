@@ -32,6 +32,8 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
+	github.com/emersion/go-smtp v0.24.0 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
@@ -66,3 +68,7 @@ require (
 )
 
 replace github.com/eventsync/eventsync/services/query => ../../services/query
+
+require github.com/eventsync/eventsync/services/notifier v0.0.0
+
+replace github.com/eventsync/eventsync/services/notifier => ../../services/notifier

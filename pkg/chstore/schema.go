@@ -44,6 +44,18 @@ import (
 //   - Creating a view does not backfill: tables and views are created before
 //     the first insert, and a later schema change must backfill with
 //     INSERT … SELECT.
+//
+// The delivery audit (deliveries.go) follows the same rules: every attempt is
+// written once, to deliveries, keyed by its DELIVERIES stream seq; a view
+// copies it to a table sorted for the other read path. Both are partitioned
+// by the UTC month of the attempt time.
+//
+//	table                 ORDER BY                 serves
+//	deliveries            (subscription_id, seq)   a subscription's attempts by cursor
+//	deliveries_by_event   (event_id, seq)          an event's attempts
+//
+// Response and error are plain Strings (at most delivery.MaxResponse bytes
+// of a response); tag and outcome are LowCardinality on servers >= 19.
 
 // Table names.
 const (
@@ -51,13 +63,17 @@ const (
 	tableBySession = "events_by_session"
 	tableByTag     = "events_by_tag"
 	tableIDs       = "event_ids"
+
+	tableDeliveries        = "deliveries"
+	tableDeliveriesByEvent = "deliveries_by_event"
 )
 
 // columns is the column list of the full-row tables, in Scan order.
 const columns = "seq, id, subject, tag, category, code, message, ts, received_at, session_id, source, severity, producer, data"
 
 // partitionBy is the partition expression of every table: the UTC month of
-// the event time (ts is in microseconds).
+// ts, in microseconds (the event time; the attempt time in the delivery
+// tables).
 const partitionBy = "toYYYYMM(toDateTime(intDiv(ts, 1000000), 'UTC'))"
 
 // serverVersion is a ClickHouse server's major.minor version.
@@ -130,7 +146,38 @@ func schema(db string, v serverVersion) []string {
 		view(tableBySession, columns, "session_id != ''"),
 		view(tableByTag, columns, "1"),
 		view(tableIDs, "id, seq, ts", "id != ''"),
+		deliveriesTable(db, tableDeliveries, lc, "(subscription_id, seq)"),
+		deliveriesTable(db, tableDeliveriesByEvent, lc, "(event_id, seq)"),
+		"CREATE MATERIALIZED VIEW IF NOT EXISTS " + db + "." + tableDeliveriesByEvent + "_mv TO " + db + "." + tableDeliveriesByEvent +
+			" AS SELECT " + attemptColumns + " FROM " + db + "." + tableDeliveries,
 	}
+}
+
+// attemptColumns is the column list of the delivery tables, in scan order.
+const attemptColumns = "seq, subscription_id, delivery_id, event_id, event_seq, tag, attempt, url, outcome, status_code, latency_ms, error, response, ts"
+
+// deliveriesTable returns the statement that creates a delivery audit table;
+// lc is the type of low-cardinality strings.
+func deliveriesTable(db, name, lc, orderBy string) string {
+	return "CREATE TABLE IF NOT EXISTS " + db + "." + name + ` (
+	seq             UInt64,
+	subscription_id String,
+	delivery_id     String,
+	event_id        String,
+	event_seq       UInt64,
+	tag             ` + lc + `,
+	attempt         Int32,
+	url             String,
+	outcome         ` + lc + `,
+	status_code     Int32,
+	latency_ms      Float64,
+	error           String,
+	response        String,
+	ts              Int64
+)
+ENGINE = ReplacingMergeTree()
+PARTITION BY ` + partitionBy + `
+ORDER BY ` + orderBy
 }
 
 // quoteIdent quotes a database name for ClickHouse SQL. Open accepts only

@@ -107,6 +107,17 @@ func (s *Set) Bool(p *bool, name, env string, def bool, help string) {
 	s.fs.BoolVar(p, name, def, usage(help, env))
 }
 
+// Var defines a setting of any type that implements flag.Value; the
+// value's current contents are the default.
+func (s *Set) Var(v flag.Value, name, env, help string) {
+	if e, ok := s.env(env); ok {
+		if err := v.Set(e); err != nil {
+			s.errs = append(s.errs, fmt.Errorf("$%s: %w", env, err))
+		}
+	}
+	s.fs.Var(v, name, usage(help, env))
+}
+
 // Parse parses the flags and returns every problem found in the
 // environment and on the command line. flag.ErrHelp means help was printed.
 func (s *Set) Parse(args []string) error {

@@ -87,5 +87,6 @@ type Filter struct {
 	EventID        string
 	Status         Status
 	After          uint64 // Seq > After
+	Through        uint64 // Seq <= Through; 0 means no upper bound
 	Limit          int    // must be > 0
 }

@@ -32,6 +32,10 @@ import (
 // session's events by time (partial: queries must repeat its WHERE for
 // SQLite to use it); category/code queries by time; Event(id); time ranges
 // and Stats (covering: every index holds the rowid, seq).
+//
+// deliveries is the delivery audit (see deliveries.go), keyed the same way
+// by its DELIVERIES stream seq, with one index per read path: a
+// subscription's attempts and an event's attempts, each in seq order.
 const schema = `
 CREATE TABLE IF NOT EXISTS events (
 	seq         INTEGER PRIMARY KEY,
@@ -53,6 +57,25 @@ CREATE INDEX IF NOT EXISTS events_session ON events (session_id, ts, seq) WHERE 
 CREATE INDEX IF NOT EXISTS events_category ON events (category, code, ts, seq);
 CREATE INDEX IF NOT EXISTS events_id ON events (id, seq);
 CREATE INDEX IF NOT EXISTS events_ts_tag ON events (ts, tag);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+	seq             INTEGER PRIMARY KEY,
+	subscription_id TEXT    NOT NULL,
+	delivery_id     TEXT    NOT NULL,
+	event_id        TEXT    NOT NULL,
+	event_seq       INTEGER NOT NULL,
+	tag             TEXT    NOT NULL,
+	attempt         INTEGER NOT NULL,
+	url             TEXT    NOT NULL,
+	outcome         TEXT    NOT NULL,
+	status_code     INTEGER NOT NULL,
+	latency_ms      REAL    NOT NULL,
+	error           TEXT    NOT NULL,
+	response        TEXT    NOT NULL,
+	ts              INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deliveries_subscription ON deliveries (subscription_id, seq);
+CREATE INDEX IF NOT EXISTS deliveries_event ON deliveries (event_id, seq);
 `
 
 const columns = `seq, id, subject, tag, category, code, message, ts, received_at, session_id, source, severity, producer, data`

@@ -130,31 +130,41 @@ func StoreConsumerConfig(ackWait time.Duration, maxAckPending int) jetstream.Con
 	}
 }
 
-// Watermark reads the store consumer's ack floor: every event with a stream
-// sequence at or below it is in the store. It is 0 when the consumer does
-// not exist yet.
+// Watermark reads a durable consumer's ack floor: every message of its
+// stream with a sequence at or below it has been processed (for the store's
+// consumers: is in the store). It is 0 when the consumer does not exist yet.
 type Watermark struct {
-	js jetstream.StreamConsumerManager
+	js       jetstream.StreamConsumerManager
+	stream   string
+	consumer string
 }
 
-// NewWatermark returns a Watermark reading from js.
+// NewWatermark returns the Watermark of the store consumer on EVENTS: the
+// highest event sequence at or below which every event is stored.
 func NewWatermark(js jetstream.StreamConsumerManager) *Watermark {
-	return &Watermark{js: js}
+	return NewConsumerWatermark(js, Events, StoreConsumer)
+}
+
+// NewConsumerWatermark returns a Watermark reading the ack floor of the
+// durable consumer on stream, e.g. (Deliveries, StoreDeliveriesConsumer) for
+// the stored delivery attempts.
+func NewConsumerWatermark(js jetstream.StreamConsumerManager, stream, consumer string) *Watermark {
+	return &Watermark{js: js, stream: stream, consumer: consumer}
 }
 
 // Committed returns the highest stream sequence at or below which every
-// event has been stored.
+// message has been acknowledged by the consumer.
 func (w *Watermark) Committed(ctx context.Context) (uint64, error) {
-	c, err := w.js.Consumer(ctx, Events, StoreConsumer)
+	c, err := w.js.Consumer(ctx, w.stream, w.consumer)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store consumer: %w", err)
+		return 0, fmt.Errorf("consumer %s on %s: %w", w.consumer, w.stream, err)
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("store consumer info: %w", err)
+		return 0, fmt.Errorf("consumer %s on %s info: %w", w.consumer, w.stream, err)
 	}
 	return info.AckFloor.Stream, nil
 }

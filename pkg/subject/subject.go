@@ -200,3 +200,36 @@ func Regexp(pattern string) (string, error) {
 	b.WriteString("$")
 	return b.String(), nil
 }
+
+// Covers reports whether every tag matched by pattern b is also matched by
+// pattern a. Both must be valid patterns.
+func Covers(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i, tok := range at {
+		if tok == ">" {
+			return i < len(bt) // '>' needs at least one token of b
+		}
+		if i >= len(bt) || bt[i] == ">" {
+			return false
+		}
+		if tok != "*" && (bt[i] == "*" || bt[i] != tok) {
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}
+
+// Overlap reports whether some tag is matched by both patterns. NATS refuses
+// a consumer whose filter subjects overlap.
+func Overlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
+			return false
+		}
+	}
+	return len(at) == len(bt)
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/chtest"
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -28,12 +29,11 @@ import (
 )
 
 // store is what the tests need of a real event store: the query service's
-// reader plus Insert to seed it and Close to break it.
+// reader plus Insert and InsertAttempts to seed it and Close to break it.
 type store interface {
+	reader
 	Insert(ctx context.Context, events []event.Event) error
-	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
-	Event(ctx context.Context, id string) (event.Event, error)
-	Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventstore.Count, error)
+	InsertAttempts(ctx context.Context, attempts []delivery.Attempt) error
 	Close() error
 }
 
@@ -122,6 +122,10 @@ func (f failingReader) Stats(context.Context, eventstore.StatsFilter) ([]eventst
 	return nil, f.err
 }
 
+func (f failingReader) Attempts(context.Context, delivery.Filter) ([]delivery.Attempt, error) {
+	return nil, f.err
+}
+
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -144,7 +148,8 @@ func (s *syncBuffer) String() string {
 type server struct {
 	t    *testing.T
 	url  string
-	wm   *fakeWatermark
+	wm   *fakeWatermark // of events
+	dwm  *fakeWatermark // of delivery attempts
 	logs *syncBuffer
 }
 
@@ -153,15 +158,16 @@ type reader interface {
 	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
 	Event(ctx context.Context, id string) (event.Event, error)
 	Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventstore.Count, error)
+	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 }
 
-// serve starts the query service over r with a watermark at wm.
+// serve starts the query service over r with both watermarks at wm.
 func serve(t *testing.T, r reader, wm uint64) *server {
 	t.Helper()
-	s := &server{t: t, wm: &fakeWatermark{seq: wm}, logs: &syncBuffer{}}
+	s := &server{t: t, wm: &fakeWatermark{seq: wm}, dwm: &fakeWatermark{seq: wm}, logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(s.logs, t.Output()), nil))
 	router := chi.NewRouter()
-	query.New(r, s.wm, log).Mount(router)
+	query.New(r, s.wm, s.dwm, log).Mount(router)
 	ts := httptest.NewServer(router)
 	t.Cleanup(ts.Close)
 	s.url = ts.URL

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -86,4 +87,28 @@ func parseTime(q url.Values, name string, def time.Time) (time.Time, error) {
 		return time.Time{}, problem.BadParam(name, err.Error())
 	}
 	return t, nil
+}
+
+// parseDeliveryFilter reads the parameters of delivery attempt reads:
+// status (all, delivered or failed), since and limit.
+func parseDeliveryFilter(q url.Values) (delivery.Filter, error) {
+	var f delivery.Filter
+	var err error
+	if f.After, err = parseUint(q, "since"); err != nil {
+		return f, problem.BadParam("since", "must be an integer")
+	}
+	if f.Limit, err = parseLimit(q, DefaultLimit); err != nil {
+		return f, err
+	}
+	switch q.Get("status") {
+	case "", "all":
+		f.Status = delivery.Any
+	case "delivered":
+		f.Status = delivery.OK
+	case "failed":
+		f.Status = delivery.Failed
+	default:
+		return f, problem.BadParam("status", "must be all, delivered or failed")
+	}
+	return f, nil
 }

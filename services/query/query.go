@@ -1,6 +1,7 @@
 // Package query is the EventSync query service: the HTTP API dashboards use
-// to read stored events by cursor, session, tag, time range and id, and
-// counts per tag over time.
+// to read stored events by cursor, session, tag, time range and id, counts
+// per tag over time, and the delivery attempts of a subscription or an
+// event.
 package query
 
 import (
@@ -17,6 +18,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	jsonv2 "github.com/go-json-experiment/json"
 
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -35,25 +37,31 @@ type reader interface {
 	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
 	Event(ctx context.Context, id string) (event.Event, error)
 	Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventstore.Count, error)
+	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 }
 
-// watermark tells up to which stream sequence every event is stored.
+// watermark tells up to which stream sequence every message of a stream is
+// stored.
 type watermark interface {
 	Committed(ctx context.Context) (uint64, error)
 }
 
 // Service is the query service.
 type Service struct {
-	r    reader
-	wm   watermark
-	now  func() time.Time
-	log  *slog.Logger
-	bufs sync.Pool
+	r     reader
+	wm    watermark // of EVENTS
+	delWM watermark // of DELIVERIES
+	now   func() time.Time
+	log   *slog.Logger
+	bufs  sync.Pool
 }
 
-// New returns a query service reading from r; cursor reads stop at wm.
-func New(r reader, wm watermark, log *slog.Logger) *Service {
-	return &Service{r: r, wm: wm, now: time.Now, log: log.With("component", "query")}
+// New returns a query service reading from r. Cursor reads of events stop
+// at the events watermark, those of delivery attempts at the deliveries
+// watermark (stream.NewWatermark and stream.NewConsumerWatermark(js,
+// stream.Deliveries, stream.StoreDeliveriesConsumer)).
+func New(r reader, events, deliveries watermark, log *slog.Logger) *Service {
+	return &Service{r: r, wm: events, delWM: deliveries, now: time.Now, log: log.With("component", "query")}
 }
 
 // Mount adds the query endpoints to r.
@@ -62,6 +70,8 @@ func (s *Service) Mount(r chi.Router) {
 	r.Get("/v1/events/{id}", s.handle(s.event))
 	r.Get("/v1/sessions/{session_id}/events", s.handle(s.session))
 	r.Get("/v1/stats", s.handle(s.stats))
+	r.Get("/v1/subscriptions/{id}/deliveries", s.handle(s.subscriptionDeliveries))
+	r.Get("/v1/events/{id}/deliveries", s.handle(s.eventDeliveries))
 	// The log-sync service's endpoint.
 	r.Get("/api/logs", s.handle(s.logs))
 }

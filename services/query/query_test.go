@@ -90,6 +90,17 @@ func TestBadParams(t *testing.T) {
 		{path: "/v1/sessions/s1/events", name: "severity", value: "loud"},
 		{path: "/v1/sessions/s1/events", name: "from", value: "2025-03-01T10:00:00Z", extra: "to=2025-03-01T09:00:00Z"},
 
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "since", value: "x"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "since", value: "-1"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "limit", value: "0"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "limit", value: "10001"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "status", value: "ok"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "status", value: "FAILED"},
+		{path: "/v1/subscriptions/sub-a/deliveries", name: "status", value: "retrying"},
+		{path: "/v1/events/ev-1/deliveries", name: "since", value: "1.5"},
+		{path: "/v1/events/ev-1/deliveries", name: "limit", value: "x"},
+		{path: "/v1/events/ev-1/deliveries", name: "status", value: "dead_lettered"},
+
 		{path: "/v1/stats", name: "bucket", value: "week"},
 		{path: "/v1/stats", name: "bucket", value: "Hour"},
 		{path: "/v1/stats", name: "from", value: "yesterday"},
@@ -620,6 +631,8 @@ var paths = []string{
 	"/v1/events/ev-1",
 	"/v1/sessions/s1/events",
 	"/v1/stats?from=2025-03-01T10:00:00Z&to=2025-03-01T11:00:00Z",
+	"/v1/subscriptions/sub-a/deliveries",
+	"/v1/events/ev-1/deliveries?status=failed",
 }
 
 func TestStoreUnavailable(t *testing.T) {

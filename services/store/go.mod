@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/eventsync/eventsync/pkg v0.0.0
 	github.com/go-chi/chi/v5 v5.5.0
+	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/sync v0.24.0
 )

@@ -1,6 +1,7 @@
-// Package store is the EventSync store service: a durable JetStream consumer
-// that writes events to the event store in batches and acknowledges each
-// message only after the insert holding it succeeded.
+// Package store is the EventSync store service: durable JetStream consumers
+// that write events (stream EVENTS) and delivery attempts (stream
+// DELIVERIES) to the event store in batches and acknowledge each message
+// only after the insert holding it succeeded.
 package store
 
 import (
@@ -8,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
@@ -28,7 +32,7 @@ const (
 
 // Config tunes the store service.
 type Config struct {
-	BatchSize     int           // events per insert; default 10,000
+	BatchSize     int           // messages per insert; default 10,000
 	BatchWait     time.Duration // longest wait to fill a batch; default 200 ms
 	InsertTimeout time.Duration // one insert attempt; default 30 s
 	AckWait       time.Duration // JetStream redelivers after this; must exceed InsertTimeout
@@ -36,7 +40,7 @@ type Config struct {
 
 // Flags defines the store settings on fs.
 func (c *Config) Flags(fs *conf.Set) {
-	fs.Int(&c.BatchSize, "batch-size", "STORE_BATCH_SIZE", DefaultBatchSize, "most events in one insert")
+	fs.Int(&c.BatchSize, "batch-size", "STORE_BATCH_SIZE", DefaultBatchSize, "most events (or delivery attempts) in one insert")
 	fs.Duration(&c.BatchWait, "batch-wait", "STORE_BATCH_WAIT", DefaultBatchWait, "longest wait to fill a batch before inserting it")
 	fs.Duration(&c.InsertTimeout, "insert-timeout", "STORE_INSERT_TIMEOUT", DefaultInsertTimeout, "timeout of one insert attempt")
 	fs.Duration(&c.AckWait, "ack-wait", "STORE_ACK_WAIT", DefaultAckWait, "JetStream redelivers unacknowledged events after this (must exceed the insert timeout)")
@@ -61,10 +65,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// writer is the event store as the store service sees it. Insert must be
-// idempotent on seq: redelivered events are inserted again.
+// writer is the event store as the store service sees it. Both inserts
+// must be idempotent on seq: redelivered messages are inserted again.
 type writer interface {
 	Insert(ctx context.Context, events []event.Event) error
+	InsertAttempts(ctx context.Context, attempts []delivery.Attempt) error
 }
 
 // jetStream is the part of JetStream the store service needs.
@@ -73,12 +78,15 @@ type jetStream interface {
 	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// Service is the store service.
+// DeliveriesDeadLetterSubject is where the store parks delivery attempts it
+// cannot decode.
+const DeliveriesDeadLetterSubject = "dlq." + stream.StoreDeliveriesConsumer
+
+// Service is the store service: one batching consumer for events and one
+// for delivery attempts.
 type Service struct {
-	cfg Config
-	js  jetStream
-	w   writer
-	log *slog.Logger
+	events   *batcher[event.Event]
+	attempts *batcher[delivery.Attempt]
 }
 
 // New returns a store service that consumes from js and writes to w.
@@ -86,120 +94,68 @@ func New(cfg Config, js jetStream, w writer, log *slog.Logger) (*Service, error)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, js: js, w: w, log: log.With("component", "store", "consumer", stream.StoreConsumer)}, nil
+	if js == nil || w == nil {
+		return nil, errors.New("store: jetstream and writer are required")
+	}
+	log = log.With("component", "store")
+	return &Service{
+		events: &batcher[event.Event]{
+			cfg:        cfg,
+			js:         js,
+			log:        log.With("consumer", stream.StoreConsumer),
+			stream:     stream.Events,
+			consumer:   stream.StoreConsumerConfig(cfg.AckWait, 4*cfg.BatchSize),
+			deadLetter: stream.StoreDeadLetterSubject,
+			decode:     stream.DecodeEvent,
+			insert:     w.Insert,
+		},
+		attempts: &batcher[delivery.Attempt]{
+			cfg:        cfg,
+			js:         js,
+			log:        log.With("consumer", stream.StoreDeliveriesConsumer),
+			stream:     stream.Deliveries,
+			consumer:   stream.StoreDeliveriesConsumerConfig(cfg.AckWait, 4*cfg.BatchSize),
+			deadLetter: DeliveriesDeadLetterSubject,
+			decode:     decodeAttempt,
+			insert:     w.InsertAttempts,
+		},
+	}, nil
 }
 
-// Run consumes until ctx is done. On the way out it stops fetching, writes
-// and acknowledges the batch in hand, and returns nil.
+// Run consumes events and delivery attempts until ctx is done or one of
+// the two consumers fails. On the way out each stops fetching, writes and
+// acknowledges the batch in hand; Run returns nil on a clean stop.
 func (s *Service) Run(ctx context.Context) error {
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, stream.Events, stream.StoreConsumerConfig(s.cfg.AckWait, 4*s.cfg.BatchSize))
-	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", stream.StoreConsumer, err)
-	}
-	msgs := make(chan jetstream.Msg, s.cfg.BatchSize)
-	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
-		jetstream.PullMaxMessages(s.cfg.BatchSize),
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			s.log.Debug("consume", "err", err)
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", stream.StoreConsumer, err)
-	}
-
-	batch := make([]jetstream.Msg, 0, s.cfg.BatchSize)
-	timer := time.NewTimer(s.cfg.BatchWait)
-	timer.Stop()
-	for {
-		select {
-		case m := <-msgs:
-			if len(batch) == 0 {
-				timer.Reset(s.cfg.BatchWait)
-			}
-			batch = append(batch, m)
-			if len(batch) < s.cfg.BatchSize {
-				continue
-			}
-		case <-timer.C:
-		case <-ctx.Done():
-			// Stop fetching, then write what has arrived. The handler may
-			// still be blocked on a send, so keep receiving until the
-			// consumer reports it has stopped.
-			cc.Drain()
-			drained := time.After(s.cfg.BatchWait + 5*time.Second)
-			for done := false; !done; {
-				select {
-				case m := <-msgs:
-					batch = append(batch, m)
-				case <-cc.Closed():
-					done = true
-				case <-drained:
-					cc.Stop() // what is still buffered is redelivered later
-					done = true
-				}
-			}
-			for len(msgs) > 0 {
-				batch = append(batch, <-msgs)
-			}
-			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.InsertTimeout)
-			defer cancel()
-			s.flush(flushCtx, batch)
-			return nil
-		}
-		timer.Stop()
-		s.flush(ctx, batch)
-		batch = batch[:0]
-	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.events.run(gctx) })
+	g.Go(func() error { return s.attempts.run(gctx) })
+	return g.Wait()
 }
 
-// flush writes a batch and acknowledges it. Undecodable messages go to the
-// dead-letter stream. If the store is down it retries with capped backoff
-// until ctx is done, keeping the messages' ack deadlines alive; whatever is
-// not acknowledged then is redelivered later.
-func (s *Service) flush(ctx context.Context, batch []jetstream.Msg) {
-	if len(batch) == 0 {
-		return
+// decodeAttempt turns a message of the DELIVERIES stream into the attempt
+// as stored: Seq is the stream sequence, the subject names the subscription
+// (it is what consumers filter on, so it wins over the payload), and a
+// missing attempt time is the time the message was stored.
+func decodeAttempt(m jetstream.Msg) (delivery.Attempt, error) {
+	var a delivery.Attempt
+	meta, err := m.Metadata()
+	if err != nil {
+		return a, fmt.Errorf("metadata: %w", err)
 	}
-	events := make([]event.Event, 0, len(batch))
-	acks := make([]jetstream.Msg, 0, len(batch))
-	for _, m := range batch {
-		e, err := stream.DecodeEvent(m)
-		if err != nil {
-			s.deadLetter(ctx, m, err)
-			continue
-		}
-		events = append(events, e)
-		acks = append(acks, m)
+	sub, ok := strings.CutPrefix(m.Subject(), "deliveries.")
+	if !ok || sub == "" {
+		return a, fmt.Errorf("subject %q does not name a subscription", m.Subject())
 	}
-	if len(events) == 0 {
-		return
+	if err := delivery.Decode(m.Data(), &a); err != nil {
+		return a, err
 	}
-	for attempt := 1; ; attempt++ {
-		ictx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
-		err := s.w.Insert(ictx, events)
-		cancel()
-		if err == nil {
-			break
-		}
-		d := backoff(attempt)
-		s.log.Warn("insert failed; retrying", "err", err, "attempt", attempt, "events", len(events), "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(d):
-		}
-		for _, m := range acks {
-			_ = m.InProgress() // resets AckWait so JetStream does not redeliver while we retry
-		}
+	a.Seq = meta.Sequence.Stream
+	a.SubscriptionID = sub
+	if a.Time.IsZero() {
+		a.Time = meta.Timestamp
 	}
-	for _, m := range acks {
-		if err := m.Ack(); err != nil {
-			// The insert is durable; an ack lost here means a redelivery,
-			// which the idempotent insert absorbs.
-			s.log.Warn("ack", "err", err)
-		}
-	}
+	a.Time = a.Time.UTC().Truncate(time.Microsecond)
+	return a, nil
 }
 
 // backoff is the wait before insert retry attempt n (1-based):
@@ -209,29 +165,6 @@ func (s *Service) flush(ctx context.Context, batch []jetstream.Msg) {
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt-1, 6)
 	return min(d, 5*time.Second)
-}
-
-// deadLetter parks an undecodable message on the DLQ stream with the reason,
-// then terminates it so it is never redelivered. If the DLQ publish fails the
-// message is left unacknowledged and comes back later.
-func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, reason error) {
-	var seq uint64
-	if meta, err := m.Metadata(); err == nil {
-		seq = meta.Sequence.Stream
-	}
-	dl := nats.NewMsg(stream.StoreDeadLetterSubject)
-	dl.Data = m.Data()
-	dl.Header.Set(stream.HeaderReason, reason.Error())
-	dl.Header.Set(stream.HeaderSubject, m.Subject())
-	dl.Header.Set(stream.HeaderStreamSeq, fmt.Sprint(seq))
-	if _, err := s.js.PublishMsg(ctx, dl, jetstream.WithMsgID(fmt.Sprintf("store-%d", seq))); err != nil {
-		s.log.Error("dead letter publish failed", "err", err, "stream_seq", seq)
-		return
-	}
-	if err := m.TermWithReason(reason.Error()); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		s.log.Warn("term", "err", err, "stream_seq", seq)
-	}
-	s.log.Warn("dead-lettered undecodable event", "stream_seq", seq, "subject", m.Subject(), "err", reason)
 }
 
 // WaitFor calls open until it succeeds or ctx is done, backing off between

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/chtest"
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/natstest"
@@ -28,6 +29,7 @@ import (
 type db interface {
 	writer
 	Events(ctx context.Context, f eventstore.Filter) ([]event.Event, error)
+	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 }
 
 // backends opens each real backend: the embedded store, and ClickHouse

@@ -1,5 +1,5 @@
 // Command query runs the EventSync query service: the HTTP read API over
-// events stored in ClickHouse.
+// events and delivery attempts stored in ClickHouse.
 package main
 
 import (
@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		shutdownTimeout                    time.Duration
 	)
 	fs := conf.New("query", getenv, stdout)
-	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (for the store's committed watermark)")
+	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (for the store's committed watermarks)")
 	fs.String(&chURL, "clickhouse-url", "CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/eventsync", "ClickHouse DSN (native protocol)")
 	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8082", "HTTP listen address")
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ready := httpserve.NewReadiness(stream.Connected(nc), db.Ping)
 	r := chi.NewRouter()
 	httpserve.MountOps(r, ready, reg)
-	query.New(db, stream.NewWatermark(js), log).Mount(r)
+	deliveries := stream.NewConsumerWatermark(js, stream.Deliveries, stream.StoreDeliveriesConsumer)
+	query.New(db, stream.NewWatermark(js), deliveries, log).Mount(r)
 	srv, err := httpserve.Listen(httpAddr, r, shutdownTimeout)
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
 // Command store runs the EventSync store service: it consumes the EVENTS
-// stream and writes events to ClickHouse.
+// and DELIVERIES streams and writes events and delivery attempts to
+// ClickHouse.
 package main
 
 import (

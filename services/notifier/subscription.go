@@ -1,0 +1,313 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/subject"
+	"github.com/eventsync/eventsync/pkg/webhook"
+)
+
+// Type is the channel a subscription delivers through.
+type Type string
+
+// Channels.
+const (
+	Webhook Type = "webhook" // signed JSON POST (Standard Webhooks)
+	Slack   Type = "slack"   // Slack-compatible incoming webhook, text formatting
+	Email   Type = "email"   // mail over SMTP to a mailto: URL
+)
+
+// State is whether a subscription delivers.
+type State string
+
+// States of a subscription.
+const (
+	Active   State = "active"
+	Paused   State = "paused"   // by a user; events wait in its consumer
+	Disabled State = "disabled" // by the notifier (410 Gone, failing too long); resume re-enables
+)
+
+// Limits of a subscription.
+const (
+	MaxTags        = 32
+	MaxHeaders     = 20
+	MaxBatchEvents = 1000
+	MaxBatchWait   = 60_000 // ms
+	defaultWait    = 1000   // ms, when a batch gives no wait
+)
+
+// Batch asks for several events per request.
+type Batch struct {
+	MaxEvents int `json:"max_events"`
+	MaxWaitMS int `json:"max_wait_ms"`
+}
+
+// Subscription is a subscriber's request: events whose tags match Tags go to
+// URL through the channel Type.
+type Subscription struct {
+	ID          string            `json:"id"`
+	Type        Type              `json:"type"`
+	URL         string            `json:"url"`
+	Tags        []string          `json:"tags"`
+	Description string            `json:"description,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Batch       *Batch            `json:"batch,omitempty"`
+	State       State             `json:"state"`
+	// StateReason says why the notifier disabled the subscription.
+	StateReason string `json:"state_reason,omitempty"`
+	// FailingSince is when deliveries started failing without a success
+	// since; zero while they succeed.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// StartSeq is the first EVENTS sequence the subscription may deliver:
+	// the stream's next sequence when it was created.
+	StartSeq  uint64    `json:"start_seq"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Secrets sign deliveries; they are stored in the bucket (HMAC needs
+	// them in the clear) and never served after creation or rotation.
+	Secrets []Secret `json:"-"`
+}
+
+// Secret is a signing secret. A rotated-out secret signs until NotAfter.
+type Secret struct {
+	Value    string    `json:"value"`
+	NotAfter time.Time `json:"not_after,omitzero"`
+}
+
+func encodeRecord(s *Subscription) ([]byte, error) {
+	return jsonv2.Marshal(struct {
+		*Subscription `json:",inline"`
+		Secrets       []Secret `json:"secrets"`
+	}{s, s.Secrets})
+}
+
+func decodeRecord(b []byte, s *Subscription) error {
+	var r struct {
+		*Subscription `json:",inline"`
+		Secrets       []Secret `json:"secrets"`
+	}
+	r.Subscription = s
+	if err := jsonv2.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("decode subscription: %w", err)
+	}
+	s.Secrets = r.Secrets
+	return nil
+}
+
+// keys returns the signing keys in effect at now, newest first.
+func (s *Subscription) keys(now time.Time) ([][]byte, error) {
+	var keys [][]byte
+	for i := len(s.Secrets) - 1; i >= 0; i-- {
+		sec := s.Secrets[i]
+		if !sec.NotAfter.IsZero() && !now.Before(sec.NotAfter) {
+			continue
+		}
+		k, err := webhook.ParseSecret(sec.Value)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// spec is what a running worker depends on: a change restarts the worker.
+func (s *Subscription) spec() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%q|", s.Type, s.URL, s.Tags)
+	for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
+		fmt.Fprintf(&b, "%q=%q,", k, s.Headers[k])
+	}
+	if s.Batch != nil {
+		fmt.Fprintf(&b, "|%d/%d", s.Batch.MaxEvents, s.Batch.MaxWaitMS)
+	}
+	for _, sec := range s.Secrets {
+		fmt.Fprintf(&b, "|%s@%d", sec.Value, sec.NotAfter.UnixNano())
+	}
+	return b.String()
+}
+
+// batchSize is how many events go into one request (1: no batching).
+func (s *Subscription) batchSize() int {
+	if s.Batch == nil || s.Batch.MaxEvents <= 1 {
+		return 1
+	}
+	return s.Batch.MaxEvents
+}
+
+func (s *Subscription) batchWait() time.Duration {
+	if s.Batch == nil || s.Batch.MaxWaitMS <= 0 {
+		return defaultWait * time.Millisecond
+	}
+	return time.Duration(s.Batch.MaxWaitMS) * time.Millisecond
+}
+
+// newID returns a subscription id: sub_ and a UUIDv7 without dashes, so
+// ids sort by creation and are valid in consumer names and subjects.
+func newID() (string, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", fmt.Errorf("subscription id: %w", err)
+	}
+	return "sub_" + strings.ReplaceAll(u.String(), "-", ""), nil
+}
+
+// validID reports whether id can be a subscription id (and so a bucket key,
+// consumer name and subject token).
+func validID(id string) bool {
+	if !strings.HasPrefix(id, "sub_") || len(id) > 64 {
+		return false
+	}
+	for _, c := range id[4:] {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return len(id) > 4
+}
+
+// normalizeTags drops duplicates and patterns another pattern covers, and
+// reports pairs that overlap without one covering the other: NATS refuses
+// a consumer with overlapping filters.
+func normalizeTags(tags []string) ([]string, error) {
+	var out []string
+	for _, t := range tags {
+		covered := false
+		for _, u := range tags {
+			if t != u && subject.Covers(u, t) && !(subject.Covers(t, u) && t > u) {
+				covered = true
+				break
+			}
+		}
+		if !covered && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	for i, a := range out {
+		for _, b := range out[i+1:] {
+			if subject.Overlap(a, b) {
+				return nil, fmt.Errorf("tags %q and %q overlap (some tag matches both); combine them into one pattern or use two subscriptions", a, b)
+			}
+		}
+	}
+	return out, nil
+}
+
+// filters returns the consumer filter subjects of tag patterns.
+func filters(tags []string) []string {
+	f := make([]string, len(tags))
+	for i, t := range tags {
+		f[i] = subject.Filter(t)
+	}
+	return f
+}
+
+// errNotFound means no subscription has the id.
+var errNotFound = errors.New("subscription not found")
+
+// repo keeps subscriptions in the key-value bucket, one key per id.
+type repo struct {
+	kv jetstream.KeyValue
+}
+
+func (r *repo) get(ctx context.Context, id string) (*Subscription, uint64, error) {
+	if !validID(id) {
+		return nil, 0, errNotFound
+	}
+	e, err := r.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, errNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get subscription %s: %w", id, err)
+	}
+	var s Subscription
+	if err := decodeRecord(e.Value(), &s); err != nil {
+		return nil, 0, err
+	}
+	return &s, e.Revision(), nil
+}
+
+func (r *repo) list(ctx context.Context) ([]*Subscription, error) {
+	keys, err := r.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	defer keys.Stop() //nolint:errcheck // stopping a finished lister
+	var subs []*Subscription
+	for id := range keys.Keys() {
+		s, _, err := r.get(ctx, id)
+		if errors.Is(err, errNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		subs = append(subs, s)
+	}
+	slices.SortFunc(subs, func(a, b *Subscription) int { return strings.Compare(a.ID, b.ID) })
+	return subs, nil
+}
+
+func (r *repo) create(ctx context.Context, s *Subscription) error {
+	b, err := encodeRecord(s)
+	if err != nil {
+		return err
+	}
+	if _, err := r.kv.Create(ctx, s.ID, b); err != nil {
+		return fmt.Errorf("create subscription %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+// update applies fn to the stored subscription and writes it back if the
+// bucket still holds the version read, retrying on concurrent changes.
+// fn returning errUnchanged skips the write.
+func (r *repo) update(ctx context.Context, id string, fn func(*Subscription) error) (*Subscription, error) {
+	for range 10 {
+		s, rev, err := r.get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := fn(s); errors.Is(err, errUnchanged) {
+			return s, nil
+		} else if err != nil {
+			return nil, err
+		}
+		b, err := encodeRecord(s)
+		if err != nil {
+			return nil, err
+		}
+		_, err = r.kv.Update(ctx, id, b, rev)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("update subscription %s: %w", id, err)
+		}
+	}
+	return nil, fmt.Errorf("update subscription %s: too many concurrent changes", id)
+}
+
+// errUnchanged tells update that fn changed nothing.
+var errUnchanged = errors.New("unchanged")
+
+func (r *repo) delete(ctx context.Context, id string) error {
+	if _, _, err := r.get(ctx, id); err != nil {
+		return err
+	}
+	if err := r.kv.Delete(ctx, id); err != nil {
+		return fmt.Errorf("delete subscription %s: %w", id, err)
+	}
+	return nil
+}
