@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/chtest"
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/services/notifier"
 )
 
 // backends are the store choices of the all-in-one: embedded, and
@@ -33,6 +34,8 @@ func startApp(t *testing.T, dataDir, chURL string) (base string, stop func()) {
 	t.Helper()
 	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: dataDir, ClickHouseURL: chURL}
 	cfg.Store.BatchWait = 20 * time.Millisecond
+	cfg.Notifier.AllowNets = "127.0.0.0/8,::1/128" // webhook receivers are loopback test servers
+	cfg.Notifier.Schedule = notifier.Schedule{0, 50 * time.Millisecond, 100 * time.Millisecond}
 	a, err := start(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

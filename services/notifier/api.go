@@ -202,6 +202,8 @@ func (s *Service) validate(ctx context.Context, sub *Subscription) error {
 	case Webhook, Slack:
 		if sub.URL == "" {
 			add("/url", "is required")
+		} else if sub.Type == Slack && !strings.HasPrefix(strings.ToLower(sub.URL), "https://") {
+			add("/url", "must be an https:// incoming-webhook URL for slack")
 		} else if err := s.guard.CheckURL(ctx, sub.URL); err != nil {
 			add("/url", err.Error())
 		}

@@ -254,6 +254,7 @@ func TestGoneDisablesSubscription(t *testing.T) {
 		t.Errorf("state reason = %q; want it to name the 410", got.StateReason)
 	}
 	// Events published while disabled wait; resuming delivers them.
+	eventually(t, 5*time.Second, "worker stopped", func() bool { return e.svc.running() == 0 })
 	n, _, _ := rc.snapshot()
 	waiting := e.publish("JOB.DONE")
 	time.Sleep(300 * time.Millisecond)
@@ -322,13 +323,13 @@ func TestReplay(t *testing.T) {
 	}
 	rc.wait(5, 10*time.Second)
 
+	rc.mu.Lock()
+	before := len(rc.bodies)
+	rc.mu.Unlock()
 	var res replayed
 	if code := e.call("POST", "/v1/subscriptions/"+s.ID+"/replay", map[string]any{"since_seq": sent[1].Seq}, &res); code != http.StatusAccepted || res.Queued != 3 {
 		t.Fatalf("replay since_seq = %d %+v; want 202 with 3 queued", code, res)
 	}
-	rc.mu.Lock()
-	before := len(rc.bodies)
-	rc.mu.Unlock()
 	eventually(t, 10*time.Second, "replayed deliveries", func() bool {
 		rc.mu.Lock()
 		defer rc.mu.Unlock()
@@ -432,6 +433,7 @@ func TestPauseResumePatchDelete(t *testing.T) {
 	rc := newReceiver(t)
 	s := e.subscribe(map[string]any{"url": rc.srv.URL, "tags": []string{"A.*"}})
 	rc.secret = s.Secret
+	eventually(t, 5*time.Second, "worker started", func() bool { return e.svc.running() == 1 })
 	if code := e.call("POST", "/v1/subscriptions/"+s.ID+"/pause", nil, nil); code != http.StatusOK {
 		t.Fatalf("pause = %d", code)
 	}
@@ -606,6 +608,7 @@ func TestAPIValidation(t *testing.T) {
 		{"metadata url", map[string]any{"url": "http://169.254.169.254/latest/meta-data", "tags": []string{"A.*"}}, 422, "/url"},
 		{"localhost name", map[string]any{"url": "http://localhost:8080/hook", "tags": []string{"A.*"}}, 422, "/url"},
 		{"ftp url", map[string]any{"url": "ftp://93.184.216.34/x", "tags": []string{"A.*"}}, 422, "/url"},
+		{"slack over http", map[string]any{"url": "http://93.184.216.34/services/x", "type": "slack", "tags": []string{"A.*"}}, 422, "/url"},
 		{"unknown type", map[string]any{"url": "https://93.184.216.34/hook", "type": "pager", "tags": []string{"A.*"}}, 422, "/type"},
 		{"email unconfigured", map[string]any{"url": "mailto:ops@example.com", "tags": []string{"A.*"}}, 422, "/type"},
 		{"reserved header", map[string]any{"url": "https://93.184.216.34/hook", "tags": []string{"A.*"}, "headers": map[string]string{"webhook-signature": "x"}}, 422, "/headers/webhook-signature"},
