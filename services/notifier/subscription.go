@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -121,20 +120,14 @@ func (s *Subscription) keys(now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-// spec is what a running worker depends on: a change restarts the worker.
+// spec is what a running worker is built from: a change restarts it.
+// Everything else (URL, headers, secrets, tags) is read per delivery or
+// lives in the consumer, so changing it keeps the worker delivering.
 func (s *Subscription) spec() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%q|", s.Type, s.URL, s.Tags)
-	for _, k := range slices.Sorted(maps.Keys(s.Headers)) {
-		fmt.Fprintf(&b, "%q=%q,", k, s.Headers[k])
+	if s.Batch == nil {
+		return string(s.Type)
 	}
-	if s.Batch != nil {
-		fmt.Fprintf(&b, "|%d/%d", s.Batch.MaxEvents, s.Batch.MaxWaitMS)
-	}
-	for _, sec := range s.Secrets {
-		fmt.Fprintf(&b, "|%s@%d", sec.Value, sec.NotAfter.UnixNano())
-	}
-	return b.String()
+	return fmt.Sprintf("%s|%d/%d", s.Type, s.Batch.MaxEvents, s.Batch.MaxWaitMS)
 }
 
 // batchSize is how many events go into one request (1: no batching).

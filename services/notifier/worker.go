@@ -55,15 +55,17 @@ func (s *Service) startWorker(ctx context.Context, sub *Subscription) (*worker, 
 	w := &worker{s: s, spec: sub.spec(), send: send, cancel: cancel, done: make(chan struct{})}
 	w.update(sub)
 
-	msgs := make(chan jetstream.Msg)
+	msgs := make(chan pulled)
 	handler := func(m jetstream.Msg) {
 		select {
-		case msgs <- m:
+		case msgs <- pulled{m, time.Now()}:
 		case <-wctx.Done():
 			_ = m.Nak() // stopping: let another worker (or the next start) take it now
 		}
 	}
-	pull := min(2*s.cfg.Concurrency, s.cfg.MaxPending)
+	// Pull no more than can be in flight, so that no message waits in this
+	// process long enough for its AckWait to run out.
+	pull := min(s.cfg.Concurrency, s.cfg.MaxPending)
 	for _, c := range []jetstream.Consumer{live, redrive} {
 		cc, err := c.Consume(handler,
 			jetstream.PullMaxMessages(pull),
@@ -114,45 +116,54 @@ func (w *worker) stop() {
 	w.inflight.Wait()
 }
 
+// pulled is a message and when this worker received it.
+type pulled struct {
+	msg jetstream.Msg
+	at  time.Time
+}
+
 // loop hands messages to deliveries, batching them when the subscription
 // asks for it, with at most Concurrency deliveries in flight.
-func (w *worker) loop(ctx context.Context, msgs <-chan jetstream.Msg) {
+func (w *worker) loop(ctx context.Context, msgs <-chan pulled) {
 	defer close(w.done)
 	sem := make(chan struct{}, w.s.cfg.Concurrency)
-	dispatch := func(batch []jetstream.Msg) {
+	dispatch := func(batch []pulled) {
 		sem <- struct{}{}
 		w.inflight.Go(func() {
 			defer func() { <-sem }()
+			w.keepAlive(batch)
 			// Deliveries in flight finish even while the worker stops.
 			w.deliver(context.WithoutCancel(ctx), batch)
 		})
 	}
-	size, wait := w.sub.Load().batchSize(), w.sub.Load().batchWait()
+	// A batch never waits long enough for its AckWait to run out.
+	size := w.sub.Load().batchSize()
+	wait := min(w.sub.Load().batchWait(), (w.s.cfg.AckWait-w.s.cfg.Timeout)/2)
 	if size == 1 {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case m := <-msgs:
-				dispatch([]jetstream.Msg{m})
+			case p := <-msgs:
+				dispatch([]pulled{p})
 			}
 		}
 	}
-	var batch []jetstream.Msg
+	var batch []pulled
 	timer := time.NewTimer(wait)
 	timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			for _, m := range batch {
-				_ = m.Nak()
+			for _, p := range batch {
+				_ = p.msg.Nak()
 			}
 			return
-		case m := <-msgs:
+		case p := <-msgs:
 			if len(batch) == 0 {
 				timer.Reset(wait)
 			}
-			batch = append(batch, m)
+			batch = append(batch, p)
 			if len(batch) < size {
 				continue
 			}
@@ -161,6 +172,18 @@ func (w *worker) loop(ctx context.Context, msgs <-chan jetstream.Msg) {
 		}
 		dispatch(batch)
 		batch = nil
+	}
+}
+
+// keepAlive resets the AckWait of messages that waited in this process for
+// a while, so JetStream does not hand them to another instance while this
+// one delivers them.
+func (w *worker) keepAlive(batch []pulled) {
+	limit := (w.s.cfg.AckWait - w.s.cfg.Timeout) / 2
+	for _, p := range batch {
+		if time.Since(p.at) > limit {
+			_ = p.msg.InProgress()
+		}
 	}
 }
 
@@ -173,12 +196,12 @@ type item struct {
 
 // deliver makes one attempt for a batch of messages (usually one) and
 // settles every message: ack, retry later, or dead-letter.
-func (w *worker) deliver(ctx context.Context, batch []jetstream.Msg) {
+func (w *worker) deliver(ctx context.Context, batch []pulled) {
 	sub := w.sub.Load()
 	items := make([]item, 0, len(batch))
 	attempt := 1
-	for _, m := range batch {
-		it, err := decodeItem(m)
+	for _, p := range batch {
+		it, err := decodeItem(p.msg)
 		if err != nil {
 			w.deadLetter(ctx, sub, it, 0, fmt.Sprintf("undecodable message: %v", err))
 			continue
