@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 MODULES := $(shell go list -m -f '{{.Dir}}')
 PKGS    := $(addsuffix /...,$(MODULES))
 LDFLAGS := -s -w -X main.version=$(VERSION)
-BINS    := ./cmd/eventsync ./services/ingest/cmd/ingest ./services/store/cmd/store ./services/query/cmd/query
+BINS    := ./cmd/eventsync ./services/ingest/cmd/ingest ./services/store/cmd/store ./services/query/cmd/query ./services/notifier/cmd/notifier
 
 .PHONY: run build test lint bench tidy
 

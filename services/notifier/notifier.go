@@ -148,13 +148,24 @@ func ParseSchedule(s string) (Schedule, error) {
 func (s Schedule) String() string {
 	parts := make([]string, len(s))
 	for i, d := range s {
-		if d == 0 {
-			parts[i] = "0"
-		} else {
-			parts[i] = d.String()
-		}
+		parts[i] = shortDuration(d)
 	}
 	return strings.Join(parts, ",")
+}
+
+// shortDuration formats d without zero units: 2m, not 2m0s.
+func shortDuration(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // Set parses a schedule (flag.Value).

@@ -665,7 +665,7 @@ func TestScheduleParse(t *testing.T) {
 	if diff := cmp.Diff(Schedule{0, 5 * time.Second, 30 * time.Second, 2 * time.Minute}, sc); diff != "" {
 		t.Errorf("ParseSchedule (-want +got):\n%s", diff)
 	}
-	if got := DefaultSchedule.String(); got != "0,5s,30s,2m0s,10m0s,30m0s,1h0m0s,3h0m0s,6h0m0s" {
+	if got := DefaultSchedule.String(); got != "0,5s,30s,2m,10m,30m,1h,3h,6h" {
 		t.Errorf("DefaultSchedule = %s", got)
 	}
 	var total time.Duration
