@@ -82,7 +82,7 @@ func runAll(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "EventSync %s is running\n  HTTP   http://%s  (POST /v1/events, GET /v1/events)\n  NATS   nats://%s  (request eventsync.ingest)\n  store  %s\n  data   %s\nPress Ctrl-C to stop.\n",
+	fmt.Fprintf(stdout, "EventSync %s is running\n  HTTP   http://%s  (POST /v1/events, GET /v1/events, /v1/subscriptions)\n  NATS   nats://%s  (request eventsync.ingest)\n  store  %s\n  data   %s\nPress Ctrl-C to stop.\n",
 		version, a.HTTPAddr(), a.NATSAddr(), a.storeName, cfg.DataDir)
 	return a.Run(ctx)
 }

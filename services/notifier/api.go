@@ -163,16 +163,12 @@ func (s *Service) create(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	st, err := s.js.Stream(r.Context(), stream.Events)
+	_, last, err := s.lastSeq(r.Context(), stream.Events)
 	if err != nil {
-		return response{}, fmt.Errorf("events stream: %w", err)
-	}
-	info, err := st.Info(r.Context())
-	if err != nil {
-		return response{}, fmt.Errorf("events stream info: %w", err)
+		return response{}, err
 	}
 	now := s.now().UTC()
-	sub.ID, sub.StartSeq, sub.CreatedAt, sub.UpdatedAt = id, info.State.LastSeq+1, now, now
+	sub.ID, sub.StartSeq, sub.CreatedAt, sub.UpdatedAt = id, last+1, now, now
 	sub.Secrets = []Secret{{Value: secret}}
 	// The consumers exist before the 201: every event published after it
 	// is delivered even if no notifier has seen the subscription yet.

@@ -54,15 +54,11 @@ func (s *Service) replay(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	st, err := s.js.Stream(r.Context(), stream.Events)
+	// Events published after the request are delivered live.
+	_, last, err := s.lastSeq(r.Context(), stream.Events)
 	if err != nil {
-		return response{}, fmt.Errorf("events stream: %w", err)
+		return response{}, err
 	}
-	info, err := st.Info(r.Context())
-	if err != nil {
-		return response{}, fmt.Errorf("events stream info: %w", err)
-	}
-	last := info.State.LastSeq // events published after the request are delivered live
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters(sub.Tags)}
 	if in.SinceSeq != nil {
 		if *in.SinceSeq >= last {
@@ -116,13 +112,9 @@ func (s *Service) redriveDeadLetters(r *http.Request) (response, error) {
 		}
 		filter = stream.NotifyDeadLetterFilter(id)
 	}
-	st, err := s.js.Stream(ctx, stream.DeadLetters)
+	st, last, err := s.lastSeq(ctx, stream.DeadLetters)
 	if err != nil {
-		return response{}, fmt.Errorf("dead letter stream: %w", err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return response{}, fmt.Errorf("dead letter stream info: %w", err)
+		return response{}, err
 	}
 	cons, err := s.js.OrderedConsumer(ctx, stream.DeadLetters, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
@@ -131,7 +123,7 @@ func (s *Service) redriveDeadLetters(r *http.Request) (response, error) {
 	exists := map[string]bool{}
 	var res replayed
 	var queued []uint64 // DLQ sequences to delete once their copies are stored
-	err = s.copyAll(ctx, cons, info.State.LastSeq, func(c *copier, m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+	err = s.copyAll(ctx, cons, last, func(c *copier, m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		// dlq.notify.<subscription>.<tag…>
 		toks := strings.SplitN(m.Subject(), ".", 4)
 		if len(toks) < 4 {
@@ -171,6 +163,19 @@ func (s *Service) redriveDeadLetters(r *http.Request) (response, error) {
 	}
 	s.log.Info("dead letters re-driven", "subscription", id, "events", res.Queued, "skipped", res.Skipped)
 	return response{http.StatusAccepted, res}, nil
+}
+
+// lastSeq returns a stream and its last sequence.
+func (s *Service) lastSeq(ctx context.Context, name string) (jetstream.Stream, uint64, error) {
+	st, err := s.js.Stream(ctx, name)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream %s: %w", name, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("stream %s info: %w", name, err)
+	}
+	return st, info.State.LastSeq, nil
 }
 
 // copier publishes copies to REDRIVE and tracks their acks.
