@@ -155,7 +155,7 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	if err != nil {
 		return nil, err
 	}
-	if a.ingest, err = ingest.New(cfg.Ingest, a.nc, js, reg, log); err != nil {
+	if a.ingest, err = ingest.New(cfg.Ingest, a.nc, js, ingest.Trust{}, reg, log); err != nil {
 		return nil, err
 	}
 	if a.store, err = store.New(cfg.Store, js, a.db, log); err != nil {

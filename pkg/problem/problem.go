@@ -29,6 +29,8 @@ type Problem struct {
 	Errors     []FieldError  `json:"errors,omitempty"`
 	Owner      string        `json:"owner,omitempty"`
 	RetryAfter time.Duration `json:"-"`
+	// Challenge is the WWW-Authenticate value of a 401.
+	Challenge string `json:"-"`
 }
 
 // Error returns the title and the detail.
@@ -87,6 +89,9 @@ func Write(w http.ResponseWriter, err error) {
 	h.Set("Content-Type", ContentType)
 	if p.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if p.Challenge != "" {
+		h.Set("WWW-Authenticate", p.Challenge)
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

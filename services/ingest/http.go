@@ -16,17 +16,35 @@ import (
 
 // Mount adds the ingest endpoints to r.
 func (s *Service) Mount(r chi.Router) {
-	r.Post("/v1/events", s.handleEvents(false))
+	r.Post("/v1/events", s.handleEvents(false, false))
+	// Validate and check permissions without publishing (also
+	// POST /v1/events?dry_run=true).
+	r.Post("/v1/events:validate", s.handleEvents(false, true))
 	// The log-sync service's endpoint: one event per request.
-	r.Post("/internal/log", s.handleEvents(true))
+	r.Post("/internal/log", s.handleEvents(true, false))
 }
 
-func (s *Service) handleEvents(single bool) http.HandlerFunc {
+func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		dryRun := validateOnly
+		// Who is asking comes first: anonymous clients get no body parsed.
+		p, err := s.authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			problem.Write(w, s.reject(err))
+			return
+		}
 		f, err := format(r.Header.Get("Content-Type"))
 		if err != nil {
 			problem.Write(w, s.reject(err))
 			return
+		}
+		if v := r.URL.Query().Get("dry_run"); v != "" {
+			d, err := strconv.ParseBool(v)
+			if err != nil {
+				problem.Write(w, s.reject(problem.BadParam("dry_run", "must be true or false")))
+				return
+			}
+			dryRun = dryRun || d
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 		if err != nil {
@@ -39,13 +57,17 @@ func (s *Service) handleEvents(single bool) http.HandlerFunc {
 			problem.Write(w, s.reject(err))
 			return
 		}
-		resp, err := s.ingest(r.Context(), body, f, single)
+		resp, err := s.ingest(r.Context(), request{producer: p, body: body, format: f, single: single, dryRun: dryRun})
 		if err != nil {
 			problem.Write(w, err)
 			return
 		}
+		status := http.StatusAccepted
+		if dryRun {
+			status = http.StatusOK
+		}
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
+		w.WriteHeader(status)
 		_ = jsonv2.MarshalWrite(w, resp)
 	}
 }

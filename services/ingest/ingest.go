@@ -18,6 +18,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
 
@@ -48,13 +49,14 @@ type Service struct {
 	nc      *nats.Conn
 	pub     publisher
 	parser  *event.Parser
+	trust   Trust
 	metrics *metrics
 	log     *slog.Logger
 }
 
 // New returns an ingest service publishing with pub; nc serves the NATS
-// request path.
-func New(cfg Config, nc *nats.Conn, pub publisher, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
+// request path; trust says what is checked before publishing.
+func New(cfg Config, nc *nats.Conn, pub publisher, trust Trust, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
@@ -76,6 +78,7 @@ func New(cfg Config, nc *nats.Conn, pub publisher, reg prometheus.Registerer, lo
 		nc:      nc,
 		pub:     pub,
 		parser:  event.NewParser(cfg.Limits, nil),
+		trust:   trust,
 		metrics: m,
 		log:     log.With("component", "ingest"),
 	}, nil
@@ -148,15 +151,37 @@ func (s *Service) publish(ctx context.Context, events []event.Event) (*Response,
 	return resp, nil
 }
 
-// ingest parses, validates and publishes one request body. Errors are
-// problems ready to answer.
-func (s *Service) ingest(ctx context.Context, body []byte, f event.Format, single bool) (*Response, error) {
-	events, batch, err := s.parser.ParseBody(body, f)
-	if err == nil && single && batch {
+// request is one ingest request, from HTTP or NATS.
+type request struct {
+	producer      *producer.Producer // nil with auth off
+	body          []byte
+	format        event.Format
+	single        bool // the endpoint takes one event object
+	dryRun        bool // validate and check, but do not publish
+}
+
+// Checked is the answer of a dry run: the request would be accepted.
+type Checked struct {
+	OK     bool `json:"ok"`
+	Events int  `json:"events"`
+}
+
+// ingest parses, checks and publishes one authenticated request. Errors are
+// problems ready to answer. A dry run answers *Checked instead of
+// *Response.
+func (s *Service) ingest(ctx context.Context, req request) (any, error) {
+	events, batch, err := s.parser.ParseBody(req.body, req.format)
+	if err == nil && req.single && batch {
 		err = problem.BadRequest("this endpoint takes one event object")
+	}
+	if err == nil {
+		err = s.admit(ctx, req.producer, events, batch)
 	}
 	if err != nil {
 		return nil, s.reject(err)
+	}
+	if req.dryRun {
+		return &Checked{OK: true, Events: len(events)}, nil
 	}
 	resp, err := s.publish(ctx, events)
 	if err != nil {
@@ -184,6 +209,10 @@ var reasons = map[int]string{
 	http.StatusUnsupportedMediaType:  "unsupported_media_type",
 	http.StatusUnprocessableEntity:   "invalid",
 	http.StatusServiceUnavailable:    "unavailable",
+	http.StatusUnauthorized:          "unauthenticated",
+	http.StatusForbidden:             "forbidden",
+	http.StatusLocked:                "owned",
+	http.StatusTooManyRequests:       "rate_limited",
 }
 
 // toProblem returns the problem an error is answered with, or nil for an
@@ -194,6 +223,9 @@ func toProblem(err error) *problem.Problem {
 		se *event.SyntaxError
 		ve *event.ValidationError
 	)
+	if ap, ok := asAuthProblem(err); ok {
+		return ap
+	}
 	switch {
 	case errors.As(err, &p):
 		return p

@@ -41,6 +41,12 @@ func newHarness(t *testing.T, cfg Config) *harness {
 
 func newHarnessWithStream(t *testing.T, cfg Config, sc stream.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, sc, Trust{})
+}
+
+// newHarnessWith runs ingest with the given trust checks.
+func newHarnessWith(t *testing.T, cfg Config, sc stream.Config, trust Trust) *harness {
+	t.Helper()
 	ns := natstest.Start(t)
 	nc := ns.Connect(t)
 	if cfg.PublishTimeout == 0 {
@@ -54,7 +60,7 @@ func newHarnessWithStream(t *testing.T, cfg Config, sc stream.Config) *harness {
 	if err := stream.Ensure(ctx, js, sc); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg, nc, js, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	svc, err := New(cfg, nc, js, trust, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +376,7 @@ func TestMetricsCountAcceptedAndRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	svc, err := New(Config{}, nc, js, reg, slog.New(slog.DiscardHandler))
+	svc, err := New(Config{}, nc, js, Trust{}, reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

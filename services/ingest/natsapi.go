@@ -57,7 +57,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 // handleRequest answers one NATS request with the HTTP API's bodies: the
 // 202 body on success, a problem (and the micro error headers) otherwise.
+//
+// Credentials travel in an Authorization header, exactly as over HTTP.
 func (s *Service) handleRequest(ctx context.Context, req micro.Request) {
+	p, err := s.authenticate(ctx, req.Headers().Get("Authorization"))
+	if err != nil {
+		s.respondError(req, s.reject(err))
+		return
+	}
 	f := event.JSON
 	if h := req.Headers().Get("Content-Type"); h != "" {
 		var err error
@@ -66,7 +73,7 @@ func (s *Service) handleRequest(ctx context.Context, req micro.Request) {
 			return
 		}
 	}
-	resp, err := s.ingest(ctx, req.Data(), f, false)
+	resp, err := s.ingest(ctx, request{producer: p, body: req.Data(), format: f})
 	if err != nil {
 		s.respondError(req, err)
 		return

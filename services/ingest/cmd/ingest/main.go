@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	svc, err := ingest.New(cfg, nc, js, reg, log)
+	svc, err := ingest.New(cfg, nc, js, ingest.Trust{}, reg, log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,159 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/ratelimit"
+	"github.com/eventsync/eventsync/pkg/subject"
+)
+
+// authenticator tells which producer sent a request from its Authorization
+// value. Its errors carry their problem (401 or 403).
+type authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (*producer.Producer, error)
+}
+
+// owners knows which producer owns a category and lets one claim it.
+type owners interface {
+	Owner(category string) (string, bool)
+	Claim(ctx context.Context, category, producerID string) (owner string, err error)
+}
+
+// validator checks an event's data against the schemas of its category
+// and code.
+type validator interface {
+	Validate(category, code string, data []byte) []problem.FieldError
+}
+
+// limiter is a per-producer token bucket.
+type limiter interface {
+	Allow(key string, r ratelimit.Rate, n int) (ok bool, retryAfter time.Duration)
+}
+
+// Trust is what ingest checks before it publishes: who sent the request,
+// whether they may write its tags, whether the data fits the schemas, and
+// how fast they may go. A nil Auth turns authentication off (--auth=none):
+// then events carry no producer and only schemas apply.
+type Trust struct {
+	Auth    authenticator
+	Owners  owners    // nil: categories are not owned
+	Schemas validator // nil: no schemas
+	Limits  limiter   // nil: no rate limits
+	// ClaimOnFirstWrite makes the first producer to write a category its
+	// owner.
+	ClaimOnFirstWrite bool
+}
+
+// authenticate returns the request's producer, or nil with auth off.
+func (s *Service) authenticate(ctx context.Context, authorization string) (*producer.Producer, error) {
+	if s.trust.Auth == nil {
+		return nil, nil
+	}
+	return s.trust.Auth.Authenticate(ctx, authorization)
+}
+
+// admit applies everything but authentication to parsed events: the rate
+// limit, tag permissions, category ownership and schemas. It stamps each
+// event with its producer.
+func (s *Service) admit(ctx context.Context, p *producer.Producer, events []event.Event, batch bool) error {
+	if p != nil && s.trust.Limits != nil {
+		if ok, wait := s.trust.Limits.Allow(p.ID, ratelimit.Rate(p.Rate), len(events)); !ok {
+			pr := problem.New(http.StatusTooManyRequests, "rate-limited",
+				fmt.Sprintf("producer %s is over its rate limit; retry after %s", p.ID, wait.Round(time.Millisecond)))
+			pr.RetryAfter = max(wait, time.Second)
+			return pr
+		}
+	}
+	var invalid []problem.FieldError
+	for i := range events {
+		e := &events[i]
+		at := pointer(batch, i)
+		if p != nil {
+			e.Producer = p.ID
+			if !allowed(p, e.Tag) {
+				pr := problem.New(http.StatusForbidden, "tag-forbidden",
+					fmt.Sprintf("producer %s may not publish tag %s (allowed: %v)", p.ID, e.Tag, p.Tags))
+				pr.Errors = []problem.FieldError{{Pointer: at + "/tag", Detail: "is not allowed for this producer"}}
+				return pr
+			}
+			if err := s.checkOwner(ctx, p, e.Category, at); err != nil {
+				return err
+			}
+		}
+		if s.trust.Schemas != nil {
+			for _, fe := range s.trust.Schemas.Validate(e.Category, e.Code, e.Data) {
+				fe.Pointer = at + fe.Pointer
+				invalid = append(invalid, fe)
+			}
+		}
+	}
+	if len(invalid) > 0 {
+		return problem.Invalid(fmt.Sprintf("%d schema rule(s) broken; nothing was published", len(invalid)), invalid...)
+	}
+	return nil
+}
+
+// checkOwner answers 423 when another producer owns the category, and
+// claims an unowned one when ClaimOnFirstWrite is on.
+func (s *Service) checkOwner(ctx context.Context, p *producer.Producer, category, at string) error {
+	if s.trust.Owners == nil {
+		return nil
+	}
+	owner, ok := s.trust.Owners.Owner(category)
+	if !ok && s.trust.ClaimOnFirstWrite {
+		var err error
+		if owner, err = s.trust.Owners.Claim(ctx, category, p.ID); err != nil {
+			return fmt.Errorf("%w: claim %s: %w", errUnavailable, category, err)
+		}
+		ok = true
+	}
+	if ok && owner != p.ID {
+		pr := problem.New(http.StatusLocked, "category-owned",
+			fmt.Sprintf("category %s is owned by producer %s", category, owner))
+		pr.Owner = owner
+		pr.Errors = []problem.FieldError{{Pointer: at + "/category", Detail: "is owned by another producer"}}
+		return pr
+	}
+	return nil
+}
+
+// allowed reports whether one of p's patterns matches tag. A tag is a
+// pattern without wildcards, so "covers" is "matches".
+func allowed(p *producer.Producer, tag string) bool {
+	for _, pat := range p.Tags {
+		if subject.Covers(pat, tag) {
+			return true
+		}
+	}
+	return false
+}
+
+// pointer is the JSON pointer of event i of a request.
+func pointer(batch bool, i int) string {
+	if !batch {
+		return ""
+	}
+	return "/" + strconv.Itoa(i)
+}
+
+// authProblem is implemented by authentication errors.
+type authProblem interface {
+	Problem() *problem.Problem
+}
+
+// asAuthProblem returns the problem of an authentication error.
+func asAuthProblem(err error) (*problem.Problem, bool) {
+	var ap authProblem
+	if errors.As(err, &ap) {
+		return ap.Problem(), true
+	}
+	return nil, false
+}
