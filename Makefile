@@ -7,7 +7,7 @@ PKGS    := $(addsuffix /...,$(MODULES))
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BINS    := ./cmd/eventsync ./services/ingest/cmd/ingest ./services/store/cmd/store ./services/query/cmd/query ./services/notifier/cmd/notifier
 
-.PHONY: run build test lint bench tidy
+.PHONY: run build test fuzz lint bench tidy
 
 ## run: EventSync all-in-one (embedded NATS and store) on 127.0.0.1:8080
 run:
@@ -18,9 +18,22 @@ build:
 	mkdir -p bin
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(BINS)
 
-## test: every test of every module (ClickHouse tests run when EVENTSYNC_TEST_CLICKHOUSE_URL is set)
+## test: every test of every module (ClickHouse tests run when EVENTSYNC_TEST_CLICKHOUSE_URL is set), then the fuzz targets
 test:
 	go test -count=1 -timeout 15m $(PKGS)
+	$(MAKE) fuzz
+
+# Fuzz targets as package:Target; go test fuzzes one target per run.
+FUZZ     := pkg/event:FuzzParseBody pkg/event:FuzzParseBodyRoundTrip pkg/subject:FuzzValidatePattern pkg/subject:FuzzSplitTag pkg/subject:FuzzRegexp pkg/auth:FuzzParseAuthorization
+FUZZTIME ?= 5s
+
+## fuzz: run each fuzz target for FUZZTIME (default 5s); a failing input is saved under the package's testdata/fuzz
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "go test -run='^$$' -fuzz='^$$name\$$' -fuzztime=$(FUZZTIME) ./$$pkg"; \
+		go test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg; \
+	done
 
 ## lint: gofmt and go vet
 lint:

@@ -39,6 +39,8 @@ type config struct {
 	LogLevel      string
 	Stream        stream.Config
 	Ingest        ingest.Config
+	Guard         ingest.GuardConfig
+	Insecure      bool
 	Store         store.Config
 	Notifier      notifier.Config
 }
@@ -51,6 +53,10 @@ func (c *config) flags(fs *conf.Set) {
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	fs.Stream(&c.Stream)
 	c.Ingest.Flags(fs)
+	// Auth defaults to none while everything listens on loopback (see
+	// checkExposure); browsers on any origin may send, like a dev server.
+	c.Guard.Flags(fs, "", "*")
+	fs.Bool(&c.Insecure, "insecure", "INSECURE", false, "allow listening on a non-loopback address without producer authentication")
 	c.Store.Flags(fs)
 	c.Notifier.Flags(fs)
 }
@@ -100,11 +106,15 @@ type app struct {
 	ingest    *ingest.Service
 	store     *store.Service
 	notifier  *notifier.Service
+	guard     *ingest.Guard
 }
 
 // start brings up everything but the long-running loops; Run runs them.
 // On error, whatever was started is stopped again.
 func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error) {
+	if err := checkExposure(&cfg); err != nil {
+		return nil, err
+	}
 	a = &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
@@ -155,7 +165,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	if err != nil {
 		return nil, err
 	}
-	if a.ingest, err = ingest.New(cfg.Ingest, a.nc, js, ingest.Trust{}, reg, log); err != nil {
+	if a.guard, err = ingest.OpenGuard(ctx, js, cfg.Guard, cfg.Stream, log); err != nil {
+		return nil, err
+	}
+	if a.ingest, err = ingest.New(cfg.Ingest, a.nc, js, a.guard.Trust, reg, log); err != nil {
 		return nil, err
 	}
 	if a.store, err = store.New(cfg.Store, js, a.db, log); err != nil {
@@ -167,8 +180,10 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	}
 	a.ready = httpserve.NewReadiness(stream.Connected(a.nc), a.db.Ping)
 	r := chi.NewRouter()
+	r.Use(httpserve.RequestID, httpserve.CORS(cfg.Guard.Origins()))
 	httpserve.MountOps(r, a.ready, reg)
 	a.ingest.Mount(r)
+	a.guard.Mount(r)
 	a.notifier.Mount(r)
 	query.New(a.db, stream.NewWatermark(js), stream.NewConsumerWatermark(js, stream.Deliveries, stream.StoreDeliveriesConsumer), log).Mount(r)
 	if a.srv, err = httpserve.Listen(cfg.HTTPAddr, r, 10*time.Second); err != nil {
@@ -188,11 +203,25 @@ func (a *app) NATSAddr() string { return a.ns.Addr().(*net.TCPAddr).String() }
 // the store closed, the NATS server stopped.
 func (a *app) Run(ctx context.Context) error {
 	defer a.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.srv.Run(gctx) })
+	g.Go(func() error { return a.guard.Run(gctx) })
 	g.Go(func() error { return a.ingest.Run(gctx) })
 	g.Go(func() error { return a.store.Run(gctx) })
 	g.Go(func() error { return a.notifier.Run(gctx) })
+	// Ready once the registries are loaded; refuse to run with auth on
+	// and no way to authenticate.
+	err := a.guard.Ready(gctx)
+	if err == nil {
+		err = a.guard.CheckStartable()
+	}
+	if err != nil && gctx.Err() == nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
 	a.ready.Set(true)
 	<-gctx.Done()
 	a.ready.Set(false)
@@ -214,4 +243,42 @@ func (a *app) close() {
 		a.ns.Shutdown()
 		a.ns.WaitForShutdown()
 	}
+}
+
+// checkExposure settles the auth mode of the all-in-one: none by default
+// while HTTP and NATS listen on loopback only, producers otherwise. Without
+// authentication, or with the embedded NATS server (which has no
+// authentication of its own) reachable from other machines, it refuses a
+// non-loopback address unless told --insecure.
+func checkExposure(cfg *config) error {
+	httpLocal, natsLocal := loopback(cfg.HTTPAddr), loopback(cfg.NATSAddr)
+	if cfg.Guard.Auth == "" {
+		cfg.Guard.Auth = ingest.AuthProducers
+		if httpLocal {
+			cfg.Guard.Auth = ingest.AuthNone
+		}
+	}
+	if cfg.Insecure {
+		return nil
+	}
+	if !httpLocal && cfg.Guard.Auth == ingest.AuthNone {
+		return fmt.Errorf("refusing to serve HTTP on %s without authentication: use --auth=producers with ADMIN_TOKEN, a loopback address, or --insecure", cfg.HTTPAddr)
+	}
+	if !natsLocal {
+		return fmt.Errorf("refusing to serve the embedded NATS server on %s: it has no authentication; use a loopback address or --insecure", cfg.NATSAddr)
+	}
+	return nil
+}
+
+// loopback reports whether a listen address binds to loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -69,6 +69,7 @@ type benchConfig struct {
 	CPUProfile      string
 	KeepDB          bool
 	LogLevel        string
+	Deliveries      deliveryConfig
 }
 
 func (c *benchConfig) flags(fs *conf.Set) {
@@ -86,6 +87,7 @@ func (c *benchConfig) flags(fs *conf.Set) {
 	fs.String(&c.CPUProfile, "cpuprofile", "BENCH_CPUPROFILE", "", "write a CPU profile of the whole process during each end-to-end array phase to this file (with several targets: <file>.<target>)")
 	fs.Bool(&c.KeepDB, "keep-db", "BENCH_KEEP_DB", false, "keep the ClickHouse database afterwards instead of dropping it")
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "error", "log level of the EventSync services under test: debug, info, warn, error")
+	c.Deliveries.flags(fs)
 }
 
 func (c *benchConfig) validate() error {
@@ -108,6 +110,7 @@ func (c *benchConfig) validate() error {
 	if c.Duration <= 0 || c.SingleDuration < 0 || c.RawDuration <= 0 || c.RawMsgs < 0 || c.DrainTimeout <= 0 {
 		errs = append(errs, errors.New("durations and counts must be positive"))
 	}
+	errs = append(errs, c.Deliveries.validate())
 	return errors.Join(errs...)
 }
 
@@ -139,6 +142,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 
 	fmt.Fprintf(stdout, "eventsync bench  (%s %s/%s, %d CPUs, GOMAXPROCS %d%s)\n\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAverage())
+	if bc.Deliveries.Only {
+		return benchDeliveries(ctx, bc, log, stdout)
+	}
 	raw, err := benchRaw(ctx, bc)
 	if err != nil {
 		return fmt.Errorf("raw benchmark: %w", err)
@@ -159,6 +165,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		if err := benchTarget(ctx, bc, t, prof, raw, log, stdout); err != nil {
 			return fmt.Errorf("%s: %w", t, err)
 		}
+	}
+	if bc.Deliveries.Enabled {
+		return benchDeliveries(ctx, bc, log, stdout)
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ const usage = `eventsync: an event pipeline on NATS JetStream.
 Usage:
   eventsync run     [flags]   run EventSync in one process (embedded NATS and store)
   eventsync bench   [flags]   measure ingest and end-to-end throughput
+  eventsync producers <cmd>   create, list, change and rotate producers (admin API)
   eventsync version           print the version
   eventsync help [command]    show help
 
@@ -50,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runAll(ctx, rest, getenv, stdout)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout)
+	case "producers":
+		return runProducers(ctx, rest, getenv, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "eventsync", version)
 		return nil

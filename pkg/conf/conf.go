@@ -81,6 +81,19 @@ func (s *Set) Int64(p *int64, name, env string, def int64, help string) {
 	s.fs.Int64Var(p, name, def, usage(help, env))
 }
 
+// Float64 defines a floating-point setting.
+func (s *Set) Float64(p *float64, name, env string, def float64, help string) {
+	if v, ok := s.env(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("$%s: %q is not a number", env, v))
+		} else {
+			def = f
+		}
+	}
+	s.fs.Float64Var(p, name, def, usage(help, env))
+}
+
 // Duration defines a duration setting (Go syntax: 200ms, 10s, 168h).
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, help string) {
 	if v, ok := s.env(env); ok {

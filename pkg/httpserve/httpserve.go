@@ -1,6 +1,7 @@
-// Package httpserve runs EventSync's HTTP servers with timeouts set and a
-// graceful shutdown, and serves the operational endpoints every service has:
-// /healthz, /readyz and /metrics.
+// Package httpserve runs EventSync's HTTP servers with timeouts and size
+// limits set and a graceful shutdown, serves the operational endpoints
+// every service has (/healthz, /readyz and /metrics), and provides the
+// middleware every API shares: request ids and CORS.
 package httpserve
 
 import (
@@ -18,6 +19,54 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Defaults of Options.
+const (
+	// DefaultReadHeaderTimeout cuts off clients that send their headers
+	// slowly (slowloris) before they tie up a connection for long.
+	DefaultReadHeaderTimeout = 5 * time.Second
+	// DefaultReadTimeout bounds reading a whole request, body included.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds a request from the end of its headers to
+	// the end of its response. No EventSync response streams; a handler
+	// that ever does must lift its deadline with
+	// http.ResponseController.SetWriteDeadline.
+	DefaultWriteTimeout = 60 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections left unused.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes bounds the request line and headers.
+	DefaultMaxHeaderBytes = 64 << 10
+	// DefaultShutdownTimeout is how long Run waits for requests in flight.
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Options are the limits of a Server. A zero field takes its default.
+type Options struct {
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	ShutdownTimeout   time.Duration
+}
+
+// withDefaults returns o with its zero fields set to the defaults.
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	def(&o.ReadTimeout, DefaultReadTimeout)
+	def(&o.WriteTimeout, DefaultWriteTimeout)
+	def(&o.IdleTimeout, DefaultIdleTimeout)
+	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	return o
+}
+
 // Server is an HTTP server with a Run method.
 type Server struct {
 	srv      *http.Server
@@ -26,8 +75,15 @@ type Server struct {
 }
 
 // Listen binds addr now, so that callers know the port before Run (and a
-// busy port fails start-up rather than a goroutine later).
+// busy port fails start-up rather than a goroutine later). The server has
+// the default limits of Options.
 func Listen(addr string, h http.Handler, shutdownTimeout time.Duration) (*Server, error) {
+	return ListenWith(addr, h, Options{ShutdownTimeout: shutdownTimeout})
+}
+
+// ListenWith is Listen with the limits in o.
+func ListenWith(addr string, h http.Handler, o Options) (*Server, error) {
+	o = o.withDefaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
@@ -35,13 +91,14 @@ func Listen(addr string, h http.Handler, shutdownTimeout time.Duration) (*Server
 	return &Server{
 		srv: &http.Server{
 			Handler:           h,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			IdleTimeout:       120 * time.Second,
-			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: o.ReadHeaderTimeout,
+			ReadTimeout:       o.ReadTimeout,
+			WriteTimeout:      o.WriteTimeout,
+			IdleTimeout:       o.IdleTimeout,
+			MaxHeaderBytes:    o.MaxHeaderBytes,
 		},
 		ln:       ln,
-		shutdown: shutdownTimeout,
+		shutdown: o.ShutdownTimeout,
 	}, nil
 }
 

@@ -13,9 +13,9 @@ type Producer struct {
 	ID        string    `json:"id"`   // "prd_" + lowercase hex/base32; also the Basic user name and the JWT sub
 	Name      string    `json:"name"` // unique, human-readable
 	Enabled   bool      `json:"enabled"`
-	Tags      []string  `json:"tags"`               // allowed tag patterns (NATS wildcards); default [">"]
-	Owns      []string  `json:"owns,omitempty"`     // categories this producer claims (see Owners)
-	Rate      Rate      `json:"rate,omitzero"`      // zero: the configured default
+	Tags      []string  `json:"tags"`           // allowed tag patterns (NATS wildcards); default [">"]
+	Owns      []string  `json:"owns,omitempty"` // categories this producer claims (see Owners)
+	Rate      Rate      `json:"rate,omitzero"`  // zero: the configured default
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen,omitzero"` // updated at most once a minute
 

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -241,7 +242,7 @@ func toProblem(err error) *problem.Problem {
 			errs[i] = problem.FieldError{Pointer: fe.Pointer, Detail: fe.Detail}
 		}
 		return problem.Invalid(fmt.Sprintf("%d rule(s) broken; nothing was published", len(errs)), errs...)
-	case errors.Is(err, errUnavailable):
+	case errors.Is(err, errUnavailable), errors.Is(err, auth.ErrUnavailable):
 		return problem.Unavailable("the event stream did not acknowledge in time; retry with the same ids", retryAfter)
 	}
 	return nil

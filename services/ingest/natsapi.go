@@ -6,8 +6,10 @@ import (
 	"strconv"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -60,7 +62,7 @@ func (s *Service) Run(ctx context.Context) error {
 //
 // Credentials travel in an Authorization header, exactly as over HTTP.
 func (s *Service) handleRequest(ctx context.Context, req micro.Request) {
-	p, err := s.authenticate(ctx, req.Headers().Get("Authorization"))
+	p, err := s.authenticate(ctx, auth.FromNATS(nats.Header(req.Headers())))
 	if err != nil {
 		s.respondError(req, s.reject(err))
 		return

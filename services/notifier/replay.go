@@ -34,7 +34,7 @@ type replayRequest struct {
 // replayed is the answer of a replay: how many events were queued.
 type replayed struct {
 	Queued  int `json:"queued"`
-	Skipped int `json:"skipped,omitempty"`
+	Skipped int `json:"skipped,omitzero"`
 }
 
 func (s *Service) replay(r *http.Request) (response, error) {

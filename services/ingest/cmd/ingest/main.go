@@ -35,6 +35,7 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var (
 		cfg                         ingest.Config
+		gc                          ingest.GuardConfig
 		sc                          stream.Config
 		natsURL, httpAddr, logLevel string
 		shutdownTimeout             time.Duration
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	fs.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long to drain requests on shutdown")
 	cfg.Flags(fs)
+	gc.Flags(fs, ingest.AuthProducers, "")
 	fs.Stream(&sc)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -67,27 +69,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	guard, err := ingest.OpenGuard(ctx, js, gc, sc, log)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return guard.Run(gctx) })
+	if err := guard.Ready(gctx); err != nil {
+		return err
+	}
+	if err := guard.CheckStartable(); err != nil {
+		return err
+	}
+
 	reg, err := httpserve.NewRegistry()
 	if err != nil {
 		return err
 	}
-	svc, err := ingest.New(cfg, nc, js, ingest.Trust{}, reg, log)
+	svc, err := ingest.New(cfg, nc, js, guard.Trust, reg, log)
 	if err != nil {
 		return err
 	}
 	ready := httpserve.NewReadiness(stream.Connected(nc))
 	r := chi.NewRouter()
+	r.Use(httpserve.RequestID, httpserve.CORS(gc.Origins()))
 	httpserve.MountOps(r, ready, reg)
 	svc.Mount(r)
+	guard.Mount(r)
 	srv, err := httpserve.Listen(httpAddr, r, shutdownTimeout)
 	if err != nil {
 		return err
 	}
-	log.Info("ingest listening", "http_addr", srv.Addr(), "nats_url", natsURL)
+	log.Info("ingest listening", "http_addr", srv.Addr(), "nats_url", natsURL, "trust", guard.Describe())
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	ready.Set(true)

@@ -1,0 +1,827 @@
+package producer
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/pkg/subject"
+)
+
+// Limits of a producer's definition.
+const (
+	MaxNameLen  = 64
+	MaxPatterns = 100 // tag patterns, and owned categories
+)
+
+// AnyTag is the tag pattern of a producer created without any: every tag.
+const AnyTag = ">"
+
+// lastSeenEvery is how often LastSeen is written at most, per producer.
+const lastSeenEvery = time.Minute
+
+// maxAttempts bounds compare-and-swap retries.
+const maxAttempts = 10
+
+// namePrefix starts the keys of the producers bucket that reserve names:
+// name.<lowercase name> = producer id. A KV Create on it decides between
+// two producers wanting the same name.
+const namePrefix = "name."
+
+// Errors of registry operations.
+var (
+	// ErrNotFound is returned for an id no producer has.
+	ErrNotFound = errors.New("no producer has this id")
+	// ErrNameTaken is returned when another producer has the name (names
+	// are compared case-insensitively).
+	ErrNameTaken  = errors.New("name is taken")
+	errContention = errors.New("too many concurrent changes; try again")
+	errSkip       = errors.New("nothing to change")
+)
+
+// ValidationError lists every rule a producer definition breaks, with
+// JSON pointers into the admin API's body (/name, /tags/0, /rate/burst …).
+type ValidationError struct {
+	Errors []problem.FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		parts[i] = fe.Pointer + " " + fe.Detail
+	}
+	return "invalid producer: " + strings.Join(parts, "; ")
+}
+
+// Spec is what an administrator chooses when creating a producer; the
+// registry generates the id and the credentials.
+type Spec struct {
+	Name string
+	Tags []string // allowed tag patterns; empty: [AnyTag]
+	Rate Rate     // zero: the configured default
+	Owns []string // categories to claim for the producer
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithClock makes the registry read the time from now.
+func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
+
+// WithBcryptCost sets the bcrypt cost of new passwords (default
+// bcrypt.DefaultCost; tests use bcrypt.MinCost).
+func WithBcryptCost(cost int) Option { return func(r *Registry) { r.cost = cost } }
+
+// Registry is the set of producers, kept in the producers bucket and
+// mirrored in memory by Run, so that every lookup on the request path
+// (Get, ByAPIKey, Owner) is a map read. Changes made on any instance reach
+// every other through the bucket's watch. It is safe for concurrent use.
+type Registry struct {
+	kv        jetstream.KeyValue // producers
+	okv       jetstream.KeyValue // owners
+	now       func() time.Time
+	cost      int
+	passwords passwordCache
+	dummyOnce sync.Once
+	dummy     []byte // a bcrypt hash to spend time on when there is none
+
+	ready     chan struct{}
+	readyOnce sync.Once
+
+	mu        sync.RWMutex
+	producers map[string]*Producer
+	revs      map[string]uint64 // last revision applied per producer, deletes included
+	byName    map[string]string // folded name -> id
+	byKey     map[string]string // API key SHA-256 -> id
+	owners    map[string]string // category -> id
+	ownerRevs map[string]uint64
+
+	touchMu sync.Mutex
+	touched map[string]time.Time
+}
+
+// Open creates or updates the producers and owners buckets and returns a
+// registry over them. It is empty until Run has loaded the buckets; Ready
+// says when.
+func Open(ctx context.Context, js jetstream.KeyValueManager, c stream.Config, opts ...Option) (*Registry, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, stream.ProducersConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", stream.ProducersBucket, err)
+	}
+	okv, err := js.CreateOrUpdateKeyValue(ctx, stream.OwnersConfig(c))
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", stream.OwnersBucket, err)
+	}
+	r := &Registry{
+		kv:        kv,
+		okv:       okv,
+		now:       time.Now,
+		cost:      bcrypt.DefaultCost,
+		ready:     make(chan struct{}),
+		producers: make(map[string]*Producer),
+		revs:      make(map[string]uint64),
+		byName:    make(map[string]string),
+		byKey:     make(map[string]string),
+		owners:    make(map[string]string),
+		ownerRevs: make(map[string]uint64),
+		touched:   make(map[string]time.Time),
+	}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
+}
+
+// Run loads both buckets, closes Ready, and follows their changes until
+// ctx is done. Call it once.
+func (r *Registry) Run(ctx context.Context) error {
+	pw, err := r.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", stream.ProducersBucket, err)
+	}
+	defer pw.Stop() //nolint:errcheck // nothing to do about it on the way out
+	ow, err := r.okv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", stream.OwnersBucket, err)
+	}
+	defer ow.Stop() //nolint:errcheck // nothing to do about it on the way out
+	pending := 2    // initial loads still running
+	loaded := func() {
+		if pending--; pending == 0 {
+			r.readyOnce.Do(func() { close(r.ready) })
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-pw.Updates():
+			switch {
+			case !ok && ctx.Err() != nil:
+				return nil
+			case !ok:
+				return fmt.Errorf("watch %s closed", stream.ProducersBucket)
+			case e == nil:
+				loaded()
+			default:
+				r.watchProducer(e)
+			}
+		case e, ok := <-ow.Updates():
+			switch {
+			case !ok && ctx.Err() != nil:
+				return nil
+			case !ok:
+				return fmt.Errorf("watch %s closed", stream.OwnersBucket)
+			case e == nil:
+				loaded()
+			default:
+				r.watchOwner(e)
+			}
+		}
+	}
+}
+
+// Ready is closed once Run has loaded every producer and owner: until
+// then lookups find nothing.
+func (r *Registry) Ready() <-chan struct{} { return r.ready }
+
+// Get returns the producer with the given id. The producer is shared:
+// callers must not modify it.
+func (r *Registry) Get(id string) (*Producer, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.producers[id]
+	return p, ok
+}
+
+// ByName returns the producer with the given name (case-insensitive).
+func (r *Registry) ByName(name string) (*Producer, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.producers[r.byName[fold(name)]]
+	return p, ok
+}
+
+// ByAPIKey returns the producer one of whose API keys has the given hex
+// SHA-256 (see HashKey).
+func (r *Registry) ByAPIKey(sha256hex string) (*Producer, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	p, ok := r.producers[r.byKey[sha256hex]]
+	return p, ok
+}
+
+// List returns every producer sorted by name. The producers are shared:
+// callers must not modify them.
+func (r *Registry) List() []*Producer {
+	r.mu.RLock()
+	ps := make([]*Producer, 0, len(r.producers))
+	for _, p := range r.producers {
+		ps = append(ps, p)
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(ps, func(a, b *Producer) int {
+		return cmp.Or(cmp.Compare(fold(a.Name), fold(b.Name)), cmp.Compare(a.ID, b.ID))
+	})
+	return ps
+}
+
+// CheckPassword reports whether password is p's Basic password. Successful
+// checks are remembered (see passwordCache), so only the first request of
+// a producer pays for bcrypt. With a nil p, or one without a password, it
+// spends as long as a real check and returns false, so that callers need
+// not reveal whether a producer exists.
+func (r *Registry) CheckPassword(p *Producer, password string) bool {
+	if p == nil || p.Credentials.PasswordHash == "" {
+		r.dummyOnce.Do(func() {
+			r.dummy, _ = bcrypt.GenerateFromPassword([]byte("no producer"), r.cost) //nolint:errcheck // a nil hash fails the compare just as well
+		})
+		_ = bcrypt.CompareHashAndPassword(r.dummy, []byte(password))
+		return false
+	}
+	return r.passwords.check(p.ID, p.Credentials.PasswordHash, password)
+}
+
+// Create registers a producer and returns it with its secrets, which are
+// never available again. Claims in s.Owns are made for it; if another
+// producer owns one, nothing is created and the error is an *OwnedError.
+func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error) {
+	p := Producer{Name: s.Name, Enabled: true, Tags: slices.Clone(s.Tags), Owns: slices.Clone(s.Owns), Rate: s.Rate}
+	normalize(&p)
+	if err := validate(&p); err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	if other, ok := r.ByName(p.Name); ok {
+		return Producer{}, Secrets{}, nameTaken(p.Name, other.ID)
+	}
+	var (
+		sec    Secrets
+		stored APIKey
+		err    error
+	)
+	if p.ID, err = newID(); err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	if sec.Password, p.Credentials.PasswordHash, err = newPassword(r.cost); err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	if sec.APIKey, stored, err = newAPIKey(); err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	if sec.JWTSecret, err = newJWTSecret(); err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	p.CreatedAt = r.now().UTC().Truncate(time.Millisecond)
+	stored.CreatedAt = p.CreatedAt
+	p.Credentials.APIKeys = []APIKey{stored}
+	p.Credentials.JWTSecret = sec.JWTSecret
+
+	// The record comes first, then its name and claims: a reservation or
+	// claim whose producer does not exist is stale and may be taken over.
+	b, err := json.Marshal(p)
+	if err != nil {
+		return Producer{}, Secrets{}, fmt.Errorf("encode producer: %w", err)
+	}
+	rev, err := r.kv.Create(ctx, p.ID, b)
+	if err != nil {
+		return Producer{}, Secrets{}, fmt.Errorf("create producer %s: %w", p.ID, err)
+	}
+	r.applyProducer(p.ID, &p, rev)
+	if err := r.reserveName(ctx, p.Name, p.ID); err != nil {
+		return Producer{}, Secrets{}, errors.Join(err, r.undoCreate(ctx, &p, nil))
+	}
+	if _, err := r.claimAll(ctx, p.ID, p.Owns); err != nil {
+		return Producer{}, Secrets{}, errors.Join(err, r.undoCreate(ctx, &p, []string{p.Name}))
+	}
+	return p, sec, nil
+}
+
+// undoCreate removes a producer whose creation failed half-way, and the
+// names it reserved.
+func (r *Registry) undoCreate(ctx context.Context, p *Producer, names []string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	errs := []error{}
+	if err := r.kv.Delete(ctx, p.ID); err != nil {
+		errs = append(errs, fmt.Errorf("undo create %s: %w", p.ID, err))
+	}
+	r.forget(p.ID, r.revision(p.ID))
+	for _, n := range names {
+		errs = append(errs, r.dropName(ctx, n, p.ID))
+	}
+	return errors.Join(errs...)
+}
+
+// Update changes a producer: fn edits a copy of the current value, which
+// is then validated and written with a compare-and-swap on its revision.
+// fn runs again when another change came first, so it must not have side
+// effects. Categories added to Owns are claimed (an *OwnedError if another
+// producer owns one), categories removed are released, a new name is
+// reserved (ErrNameTaken).
+func (r *Registry) Update(ctx context.Context, id string, fn func(*Producer) error) (Producer, error) {
+	for range maxAttempts {
+		old, rev, err := r.load(ctx, id)
+		if err != nil {
+			return Producer{}, err
+		}
+		p := clone(old)
+		if err := fn(&p); err != nil {
+			return Producer{}, err
+		}
+		if p.ID != id {
+			return Producer{}, &ValidationError{Errors: []problem.FieldError{{Pointer: "/id", Detail: "cannot change"}}}
+		}
+		normalize(&p)
+		if err := validate(&p); err != nil {
+			return Producer{}, err
+		}
+		renamed := fold(p.Name) != fold(old.Name)
+		if other, ok := r.ByName(p.Name); renamed && ok && other.ID != id {
+			return Producer{}, nameTaken(p.Name, other.ID)
+		}
+		took, err := r.claimAll(ctx, id, missing(old.Owns, p.Owns))
+		if err != nil {
+			return Producer{}, err
+		}
+		newRev, err := r.write(ctx, &p, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if err := r.releaseAll(ctx, id, took); err != nil {
+				return Producer{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return Producer{}, errors.Join(err, r.releaseAll(ctx, id, took))
+		}
+		r.applyProducer(id, &p, newRev)
+		if renamed {
+			if err := r.reserveName(ctx, p.Name, id); err != nil {
+				_, uerr := r.update(ctx, id, func(q *Producer) error {
+					if q.Name != p.Name {
+						return errSkip
+					}
+					q.Name, q.Owns = old.Name, old.Owns
+					return nil
+				})
+				return Producer{}, errors.Join(err, uerr, r.releaseAll(ctx, id, took))
+			}
+			if err := r.dropName(ctx, old.Name, id); err != nil {
+				return p, err
+			}
+		}
+		return p, r.releaseAll(ctx, id, missing(p.Owns, old.Owns))
+	}
+	return Producer{}, fmt.Errorf("update producer %s: %w", id, errContention)
+}
+
+// SetEnabled enables or disables a producer. A disabled producer keeps its
+// credentials and claims but is refused (403).
+func (r *Registry) SetEnabled(ctx context.Context, id string, enabled bool) (Producer, error) {
+	return r.update(ctx, id, func(p *Producer) error {
+		p.Enabled = enabled
+		return nil
+	})
+}
+
+// Rotate replaces one credential of a producer and returns the new secret
+// (only that member of Secrets is set). The old one stops working at once
+// on every instance; a new API key replaces every earlier one.
+func (r *Registry) Rotate(ctx context.Context, id string, c Credential) (Producer, Secrets, error) {
+	var (
+		sec    Secrets
+		hash   string
+		stored APIKey
+		err    error
+	)
+	switch c {
+	case CredentialPassword:
+		sec.Password, hash, err = newPassword(r.cost)
+	case CredentialAPIKey:
+		sec.APIKey, stored, err = newAPIKey()
+		stored.CreatedAt = r.now().UTC().Truncate(time.Millisecond)
+	case CredentialJWTSecret:
+		sec.JWTSecret, err = newJWTSecret()
+	default:
+		return Producer{}, Secrets{}, &ValidationError{Errors: []problem.FieldError{{
+			Pointer: "/credential", Detail: fmt.Sprintf("must be %s, %s or %s", CredentialPassword, CredentialAPIKey, CredentialJWTSecret),
+		}}}
+	}
+	if err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	p, err := r.update(ctx, id, func(p *Producer) error {
+		switch c {
+		case CredentialPassword:
+			p.Credentials.PasswordHash = hash
+		case CredentialAPIKey:
+			p.Credentials.APIKeys = []APIKey{stored}
+		case CredentialJWTSecret:
+			p.Credentials.JWTSecret = sec.JWTSecret
+		}
+		return nil
+	})
+	if err != nil {
+		return Producer{}, Secrets{}, err
+	}
+	return p, sec, nil
+}
+
+// Delete removes a producer, its name and the categories it owns. The
+// producer is gone once the record is; leftovers of a failed clean-up
+// (reported in the error) are taken over by the next producer asking for
+// that name or category.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	for range maxAttempts {
+		p, rev, err := r.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		err = r.kv.Delete(ctx, id, jetstream.LastRevision(rev))
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("delete producer %s: %w", id, err)
+		}
+		r.forget(id, rev)
+		r.touchMu.Lock()
+		delete(r.touched, id)
+		r.touchMu.Unlock()
+		errs := []error{r.dropName(ctx, p.Name, id)}
+		cats := slices.Concat(p.Owns, r.Owned(id))
+		slices.Sort(cats)
+		errs = append(errs, r.releaseAll(ctx, id, slices.Compact(cats)))
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("delete producer %s: %w", id, errContention)
+}
+
+// TouchLastSeen records that a producer was just seen. It writes at most
+// once a minute per producer (per instance, and not at all when another
+// instance wrote within the minute), so it is cheap to call on every
+// request; losing a write to a concurrent change is fine.
+func (r *Registry) TouchLastSeen(ctx context.Context, id string) error {
+	now := r.now().UTC()
+	r.touchMu.Lock()
+	if last, ok := r.touched[id]; ok && now.Sub(last) < lastSeenEvery {
+		r.touchMu.Unlock()
+		return nil
+	}
+	if p, ok := r.Get(id); ok && now.Sub(p.LastSeen) < lastSeenEvery {
+		r.touched[id] = p.LastSeen
+		r.touchMu.Unlock()
+		return nil
+	}
+	r.touched[id] = now
+	r.touchMu.Unlock()
+	_, err := r.update(ctx, id, func(p *Producer) error {
+		if now.Sub(p.LastSeen) < lastSeenEvery {
+			return errSkip
+		}
+		p.LastSeen = now.Truncate(time.Second)
+		return nil
+	})
+	return err
+}
+
+// update applies fn to the stored producer with a compare-and-swap,
+// retrying on conflicts. fn returning errSkip leaves it as it is.
+func (r *Registry) update(ctx context.Context, id string, fn func(*Producer) error) (Producer, error) {
+	for range maxAttempts {
+		p, rev, err := r.load(ctx, id)
+		if err != nil {
+			return Producer{}, err
+		}
+		if err := fn(&p); errors.Is(err, errSkip) {
+			return p, nil
+		} else if err != nil {
+			return Producer{}, err
+		}
+		newRev, err := r.write(ctx, &p, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return Producer{}, err
+		}
+		r.applyProducer(id, &p, newRev)
+		return p, nil
+	}
+	return Producer{}, fmt.Errorf("update producer %s: %w", id, errContention)
+}
+
+// load reads a producer and its revision from the bucket.
+func (r *Registry) load(ctx context.Context, id string) (Producer, uint64, error) {
+	if !validID(id) {
+		return Producer{}, 0, ErrNotFound
+	}
+	e, err := r.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return Producer{}, 0, ErrNotFound
+	}
+	if err != nil {
+		return Producer{}, 0, fmt.Errorf("get producer %s: %w", id, err)
+	}
+	var p Producer
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		return Producer{}, 0, fmt.Errorf("decode producer %s: %w", id, err)
+	}
+	return p, e.Revision(), nil
+}
+
+// write stores p if the stored revision is still rev.
+func (r *Registry) write(ctx context.Context, p *Producer, rev uint64) (uint64, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return 0, fmt.Errorf("encode producer: %w", err)
+	}
+	newRev, err := r.kv.Update(ctx, p.ID, b, rev)
+	if err != nil {
+		return 0, fmt.Errorf("update producer %s: %w", p.ID, err)
+	}
+	return newRev, nil
+}
+
+// reserveName makes name id's. A reservation whose producer is gone or
+// has another name by now is stale and taken over.
+func (r *Registry) reserveName(ctx context.Context, name, id string) error {
+	key := namePrefix + fold(name)
+	for range maxAttempts {
+		_, err := r.kv.Create(ctx, key, []byte(id))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("reserve name %q: %w", name, err)
+		}
+		e, err := r.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reserve name %q: %w", name, err)
+		}
+		holder := string(e.Value())
+		if holder == id {
+			return nil
+		}
+		hp, _, err := r.load(ctx, holder)
+		if err == nil && fold(hp.Name) == fold(name) {
+			return nameTaken(name, holder)
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("reserve name %q: %w", name, err)
+		}
+		_, err = r.kv.Update(ctx, key, []byte(id), e.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reserve name %q: %w", name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("reserve name %q: %w", name, errContention)
+}
+
+// dropName removes id's reservation of name, if it still holds it.
+func (r *Registry) dropName(ctx context.Context, name, id string) error {
+	key := namePrefix + fold(name)
+	e, err := r.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release name %q: %w", name, err)
+	}
+	if string(e.Value()) != id {
+		return nil
+	}
+	err = r.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("release name %q: %w", name, err)
+	}
+	return nil
+}
+
+func nameTaken(name, holder string) error {
+	return fmt.Errorf("name %q is taken by producer %s: %w", name, holder, ErrNameTaken)
+}
+
+// watchProducer applies one entry of the producers bucket's watch. Name
+// reservations are not producers and are skipped, and so are values that
+// do not decode (there is no one to tell in a lookup).
+func (r *Registry) watchProducer(e jetstream.KeyValueEntry) {
+	id := e.Key()
+	if !strings.HasPrefix(id, IDPrefix) {
+		return
+	}
+	if e.Operation() != jetstream.KeyValuePut {
+		r.forget(id, e.Revision())
+		return
+	}
+	var p Producer
+	if err := json.Unmarshal(e.Value(), &p); err != nil || p.ID != id {
+		return
+	}
+	r.applyProducer(id, &p, e.Revision())
+}
+
+// applyProducer indexes p as stored at revision rev, unless a later
+// revision has been applied already (a write of this instance can overtake
+// the watch).
+func (r *Registry) applyProducer(id string, p *Producer, rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rev <= r.revs[id] {
+		return
+	}
+	r.revs[id] = rev
+	r.unindex(id)
+	r.producers[id] = p
+	r.byName[fold(p.Name)] = id
+	for _, k := range p.Credentials.APIKeys {
+		r.byKey[k.SHA256] = id
+	}
+}
+
+// forget removes a producer deleted after revision rev.
+func (r *Registry) forget(id string, rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rev < r.revs[id] {
+		return
+	}
+	r.revs[id] = rev
+	r.unindex(id)
+}
+
+// revision returns the last revision applied for id.
+func (r *Registry) revision(id string) uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.revs[id]
+}
+
+// unindex removes producer id from the maps; r.mu is held.
+func (r *Registry) unindex(id string) {
+	old := r.producers[id]
+	if old == nil {
+		return
+	}
+	delete(r.producers, id)
+	n := fold(old.Name)
+	if r.byName[n] == id {
+		delete(r.byName, n)
+		// Two producers can share a name for the moment one of them loses
+		// the reservation and is removed again.
+		for oid, o := range r.producers {
+			if fold(o.Name) == n {
+				r.byName[n] = oid
+				break
+			}
+		}
+	}
+	for _, k := range old.Credentials.APIKeys {
+		if r.byKey[k.SHA256] == id {
+			delete(r.byKey, k.SHA256)
+		}
+	}
+}
+
+// normalize fills defaults and tidies lists before validation.
+func normalize(p *Producer) {
+	p.Name = strings.TrimSpace(p.Name)
+	if len(p.Tags) == 0 {
+		p.Tags = []string{AnyTag}
+	}
+	if len(p.Owns) == 0 {
+		p.Owns = nil
+	}
+	if p.Rate.PerSecond < 0 {
+		p.Rate.PerSecond = -1
+	}
+}
+
+// validate lists every rule p breaks, or returns nil.
+func validate(p *Producer) error {
+	var errs []problem.FieldError
+	add := func(ptr, format string, args ...any) {
+		errs = append(errs, problem.FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
+	}
+	if err := validName(p.Name); err != "" {
+		add("/name", "%s", err)
+	}
+	if len(p.Tags) > MaxPatterns {
+		add("/tags", "must hold at most %d patterns", MaxPatterns)
+	}
+	for i, t := range p.Tags {
+		if err := subject.ValidatePattern(t); err != nil {
+			add("/tags/"+strconv.Itoa(i), "%q %v", t, err)
+		}
+	}
+	if p.Rate.Burst < 0 {
+		add("/rate/burst", "must not be negative")
+	}
+	if len(p.Owns) > MaxPatterns {
+		add("/owns", "must hold at most %d categories", MaxPatterns)
+	}
+	seen := map[string]bool{}
+	for i, c := range p.Owns {
+		ptr := "/owns/" + strconv.Itoa(i)
+		switch err := subject.ValidateCategory(c); {
+		case err != nil:
+			add(ptr, "%q %v", c, err)
+		case seen[c]:
+			add(ptr, "%q is listed twice", c)
+		case !coveredBy(p.Tags, c):
+			add(ptr, "no tag pattern of the producer allows category %q", c)
+		}
+		seen[c] = true
+	}
+	if len(errs) > 0 {
+		return &ValidationError{Errors: errs}
+	}
+	return nil
+}
+
+// coveredBy reports whether some pattern allows a tag of category: the
+// tags of a category are CATEGORY.<code>.
+func coveredBy(patterns []string, category string) bool {
+	for _, p := range patterns {
+		if subject.ValidatePattern(p) == nil && subject.Overlap(p, category+".*") {
+			return true
+		}
+	}
+	return false
+}
+
+// validName returns why name is not a valid producer name, or "".
+func validName(name string) string {
+	if name == "" {
+		return "must not be empty"
+	}
+	if len(name) > MaxNameLen {
+		return fmt.Sprintf("must be at most %d characters", MaxNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return "may hold only ASCII letters, digits, '-' and '_', starting with a letter or digit"
+		}
+	}
+	return ""
+}
+
+// validID reports whether id has the form of a producer id (and so is a
+// valid key).
+func validID(id string) bool {
+	hexPart, ok := strings.CutPrefix(id, IDPrefix)
+	if !ok || len(hexPart) != 32 {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		c := hexPart[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// fold is the form names are compared in.
+func fold(name string) string { return strings.ToLower(name) }
+
+// clone returns a deep copy of p.
+func clone(p Producer) Producer {
+	p.Tags = slices.Clone(p.Tags)
+	p.Owns = slices.Clone(p.Owns)
+	p.Credentials.APIKeys = slices.Clone(p.Credentials.APIKeys)
+	return p
+}
+
+// missing returns the members of b that are not in a.
+func missing(a, b []string) []string {
+	var out []string
+	for _, s := range b {
+		if !slices.Contains(a, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

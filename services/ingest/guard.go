@@ -1,0 +1,162 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/ratelimit"
+	"github.com/eventsync/eventsync/pkg/schema"
+	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/producers"
+	"github.com/eventsync/eventsync/services/ingest/internal/schemas"
+)
+
+// Auth modes.
+const (
+	AuthProducers = "producers" // every request names a registered producer
+	AuthNone      = "none"      // anyone may write any tag (a laptop, a trusted network)
+)
+
+// GuardConfig configures producer trust: authentication, the admin API, and
+// the defaults of rate limits and category ownership.
+type GuardConfig struct {
+	Auth              string        // AuthProducers or AuthNone
+	AdminToken        string        // bearer token of /v1/producers and /v1/schemas; empty: those APIs are off
+	RatePerSecond     float64       // default events/s per producer; 0: unlimited
+	RateBurst         int           // default burst per producer
+	ClaimOnFirstWrite bool          // the first producer to write a category owns it
+	TokenLifetime     time.Duration // longest JWT lifetime (exp - iat)
+	ClockSkew         time.Duration // tolerated clock difference for JWT iat/exp
+	CORSOrigins       string        // origins browsers may send from, comma-separated; "*" for any; empty: none
+}
+
+// Flags defines the trust settings on fs with the given defaults of the
+// auth mode and the CORS origins.
+func (c *GuardConfig) Flags(fs *conf.Set, authDef, corsDef string) {
+	fs.String(&c.Auth, "auth", "AUTH", authDef, "producer authentication: producers (Basic, API key or JWT per producer) or none")
+	fs.String(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", corsDef, "origins browser apps may send events from, comma-separated; * for any; empty: none")
+	fs.String(&c.AdminToken, "admin-token", "ADMIN_TOKEN", "", "bearer token of the admin APIs (/v1/producers, /v1/schemas); empty: they are off")
+	fs.Float64(&c.RatePerSecond, "rate", "INGEST_RATE", 0, "default events per second per producer (0: unlimited); a producer's own rate wins")
+	fs.Int(&c.RateBurst, "rate-burst", "INGEST_RATE_BURST", 0, "default burst per producer (0: one second's worth, at least 1)")
+	fs.Bool(&c.ClaimOnFirstWrite, "claim-on-first-write", "INGEST_CLAIM_ON_FIRST_WRITE", false, "the first producer to write a category becomes its owner (others get 423)")
+	fs.Duration(&c.TokenLifetime, "token-lifetime", "INGEST_TOKEN_LIFETIME", auth.DefaultMaxLifetime, "longest accepted JWT lifetime (exp - iat)")
+}
+
+// Guard holds the producer registry, the schema registry and the checks
+// ingest applies with them. Run keeps the registries current.
+type Guard struct {
+	cfg      GuardConfig
+	log      *slog.Logger
+	Trust    Trust
+	registry *producer.Registry
+	schemas  *schema.Registry
+}
+
+// OpenGuard opens the registries (creating their buckets) and builds the
+// checks. It starts no goroutines: Run does.
+func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfig, sc stream.Config, log *slog.Logger) (*Guard, error) {
+	switch cfg.Auth {
+	case AuthProducers, AuthNone:
+	default:
+		return nil, fmt.Errorf("auth must be %q or %q, not %q", AuthProducers, AuthNone, cfg.Auth)
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = auth.DefaultClockSkew
+	}
+	log = log.With("component", "trust")
+	g := &Guard{cfg: cfg, log: log}
+	var err error
+	if g.registry, err = producer.Open(ctx, js, sc); err != nil {
+		return nil, err
+	}
+	skv, err := js.CreateOrUpdateKeyValue(ctx, stream.SchemasConfig(sc))
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", stream.SchemasBucket, err)
+	}
+	g.schemas = schema.New(skv, schema.WithInvalidHandler(func(key string, err error) {
+		log.Error("stored schema does not compile; events of its tags are not checked", "key", key, "err", err)
+	}))
+	g.Trust = Trust{
+		Owners:            g.registry,
+		Schemas:           g.schemas,
+		Limits:            ratelimit.New(ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}),
+		ClaimOnFirstWrite: cfg.ClaimOnFirstWrite,
+	}
+	if cfg.Auth == AuthProducers {
+		jkv, err := stream.EnsureJTI(ctx, js, sc)
+		if err != nil {
+			return nil, err
+		}
+		g.Trust.Auth = auth.New(g.registry, auth.NewReplayStore(jkv), auth.Config{MaxLifetime: cfg.TokenLifetime, ClockSkew: cfg.ClockSkew})
+	}
+	return g, nil
+}
+
+// Run keeps the registries current until ctx is done.
+func (g *Guard) Run(ctx context.Context) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.registry.Run(ctx) })
+	eg.Go(func() error { return g.schemas.Run(ctx) })
+	return eg.Wait()
+}
+
+// Ready waits until both registries have loaded what the buckets hold.
+func (g *Guard) Ready(ctx context.Context) error {
+	for _, c := range []<-chan struct{}{g.registry.Ready(), g.schemas.Synced()} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// CheckStartable refuses to run with authentication on when nobody could
+// ever authenticate: no producer is registered and no admin token lets
+// one be created. Call it after Ready.
+func (g *Guard) CheckStartable() error {
+	if g.cfg.Auth != AuthProducers || len(g.registry.List()) > 0 || g.cfg.AdminToken != "" {
+		return nil
+	}
+	return errors.New("auth is on but no producer is registered and no admin token is set: " +
+		"set ADMIN_TOKEN and create producers (eventsync producers create), or start with --auth=none")
+}
+
+// Mount adds the admin APIs (/v1/producers, /v1/schemas) to r.
+func (g *Guard) Mount(r chi.Router) {
+	producers.New(g.registry, g.cfg.AdminToken, g.log).Mount(r)
+	schemas.New(g.schemas, g.cfg.AdminToken, g.log).Mount(r)
+}
+
+// Origins returns the configured CORS origins.
+func (c GuardConfig) Origins() []string {
+	var out []string
+	for o := range strings.SplitSeq(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Describe says how requests are authenticated, for start-up logs.
+func (g *Guard) Describe() string {
+	var parts []string
+	parts = append(parts, "auth="+g.cfg.Auth)
+	if g.cfg.AdminToken == "" {
+		parts = append(parts, "admin API off")
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,377 @@
+// Package producers serves the admin API of the producer registry: create,
+// list, change, disable, rotate and delete producers, and render the NATS
+// server authorization that gives each producer the same rights on NATS.
+// Every route needs the admin token as a Bearer credential.
+package producers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
+)
+
+// maxRequest is the largest admin request body.
+const maxRequest = 64 << 10
+
+// challenge is the WWW-Authenticate value of the admin API's 401s.
+const challenge = `Bearer realm="eventsync-admin"`
+
+// API is the admin API over a producer registry.
+type API struct {
+	reg   *producer.Registry
+	token [sha256.Size]byte // SHA-256 of the admin token: compared in constant time whatever its length
+	off   bool              // no admin token configured
+	log   *slog.Logger
+}
+
+// New returns the admin API of reg. With an empty adminToken the API is
+// disabled: every route answers 404 saying how to enable it.
+func New(reg *producer.Registry, adminToken string, log *slog.Logger) *API {
+	return &API{
+		reg:   reg,
+		token: sha256.Sum256([]byte(adminToken)),
+		off:   adminToken == "",
+		log:   log.With("component", "producers-api"),
+	}
+}
+
+// Mount adds the admin routes to r.
+func (a *API) Mount(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(a.authorize)
+		r.Post("/v1/producers", a.handle(a.create))
+		r.Get("/v1/producers", a.handle(a.list))
+		r.Get("/v1/producers/nats-config", a.natsConfig)
+		r.Get("/v1/producers/{id}", a.handle(a.get))
+		r.Patch("/v1/producers/{id}", a.handle(a.patch))
+		r.Delete("/v1/producers/{id}", a.handle(a.delete))
+		r.Post("/v1/producers/{id}/disable", a.handle(a.setEnabled(false)))
+		r.Post("/v1/producers/{id}/enable", a.handle(a.setEnabled(true)))
+		r.Post("/v1/producers/{id}/rotate", a.handle(a.rotate))
+	})
+}
+
+// authorize lets through requests that carry the admin token.
+func (a *API) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.off {
+			problem.Write(w, problem.NotFound("the admin API is disabled: set ADMIN_TOKEN"))
+			return
+		}
+		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || token == "" {
+			p := problem.New(http.StatusUnauthorized, "unauthenticated", "send the admin token: Authorization: Bearer <token>")
+			p.Challenge = challenge
+			problem.Write(w, p)
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+			a.log.Warn("admin token refused", "remote", r.RemoteAddr, "path", r.URL.Path)
+			p := problem.New(http.StatusUnauthorized, "unauthenticated", "the admin token is not valid")
+			p.Challenge = challenge + `, error="invalid_token"`
+			problem.Write(w, p)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// response is a status and a JSON body.
+type response struct {
+	status int
+	body   any
+}
+
+// handle adapts a handler returning a response or an error; errors become
+// problem+json.
+func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := h(r)
+		if err != nil {
+			problem.Write(w, a.toProblem(r, err))
+			return
+		}
+		if res.body == nil {
+			w.WriteHeader(res.status)
+			return
+		}
+		b, err := jsonv2.Marshal(res.body)
+		if err != nil {
+			a.log.Error("encode response", "err", err)
+			problem.Write(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store") // bodies may carry credentials
+		w.WriteHeader(res.status)
+		_, _ = w.Write(append(b, '\n'))
+	}
+}
+
+// toProblem maps registry errors to their answers.
+func (a *API) toProblem(r *http.Request, err error) error {
+	var (
+		p  *problem.Problem
+		ve *producer.ValidationError
+		oe *producer.OwnedError
+	)
+	switch {
+	case errors.As(err, &p):
+		return p
+	case errors.As(err, &ve):
+		return problem.Invalid(fmt.Sprintf("the producer breaks %d rule(s); see errors", len(ve.Errors)), ve.Errors...)
+	case errors.As(err, &oe):
+		p := problem.New(http.StatusConflict, "category-owned", oe.Error())
+		p.Owner = oe.Owner
+		p.Errors = []problem.FieldError{{Pointer: "/owns", Detail: oe.Error()}}
+		return p
+	case errors.Is(err, producer.ErrNameTaken):
+		p := problem.New(http.StatusConflict, "name-taken", err.Error())
+		p.Errors = []problem.FieldError{{Pointer: "/name", Detail: "is taken by another producer"}}
+		return p
+	case errors.Is(err, producer.ErrNotFound):
+		return problem.NotFound("no producer has this id")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		a.log.Warn("producers api unavailable", "err", err, "path", r.URL.Path)
+		return problem.Unavailable("JetStream is unavailable", time.Second)
+	}
+	a.log.Error("producers api", "err", err, "path", r.URL.Path)
+	return err
+}
+
+// decodeBody strictly decodes a JSON request body into v: unknown members,
+// duplicate names and trailing data are errors naming the member.
+func decodeBody(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send application/json")
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRequest))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return problem.New(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body must be at most %d bytes", maxRequest))
+		}
+		return problem.BadRequest("could not read the body")
+	}
+	if len(b) == 0 {
+		return problem.BadRequest("the body is empty; send a JSON object")
+	}
+	if err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		var se *jsonv2.SemanticError
+		if errors.As(err, &se) && se.JSONPointer != "" {
+			detail := "has the wrong type"
+			if errors.Is(err, jsonv2.ErrUnknownName) {
+				detail = "is not a known member"
+			}
+			return problem.Invalid(string(se.JSONPointer)+" "+detail, problem.FieldError{Pointer: string(se.JSONPointer), Detail: detail})
+		}
+		return problem.BadRequest("the body is not valid JSON: " + err.Error())
+	}
+	return nil
+}
+
+// view is a producer as the API shows it: no hashes, no JWT secret.
+type view struct {
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	Enabled   bool          `json:"enabled"`
+	Tags      []string      `json:"tags"`
+	Owns      []string      `json:"owns"`  // categories claimed through the API
+	Owned     []string      `json:"owned"` // every category it owns now, first writes included
+	Rate      producer.Rate `json:"rate"`  // zeros: the ingest defaults
+	CreatedAt time.Time     `json:"created_at"`
+	LastSeen  time.Time     `json:"last_seen,omitzero"`
+	APIKeys   []keyView     `json:"api_keys"`
+	// Credentials are the clear secrets, only in the answers of create and
+	// rotate.
+	Credentials *producer.Secrets `json:"credentials,omitempty"`
+}
+
+// keyView tells API keys apart without revealing them.
+type keyView struct {
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (a *API) view(p *producer.Producer) view {
+	v := view{
+		ID: p.ID, Name: p.Name, Enabled: p.Enabled,
+		Tags: nonNil(p.Tags), Owns: nonNil(p.Owns), Owned: nonNil(a.reg.Owned(p.ID)),
+		Rate: p.Rate, CreatedAt: p.CreatedAt, LastSeen: p.LastSeen,
+		APIKeys: []keyView{},
+	}
+	for _, k := range p.Credentials.APIKeys {
+		v.APIKeys = append(v.APIKeys, keyView{Prefix: k.Prefix, CreatedAt: k.CreatedAt})
+	}
+	return v
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// createRequest is the body of POST /v1/producers.
+type createRequest struct {
+	Name string        `json:"name"`
+	Tags []string      `json:"tags"`
+	Rate producer.Rate `json:"rate"`
+	Owns []string      `json:"owns"`
+}
+
+func (a *API) create(r *http.Request) (response, error) {
+	var in createRequest
+	if err := decodeBody(r, &in); err != nil {
+		return response{}, err
+	}
+	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Rate: in.Rate, Owns: in.Owns})
+	if err != nil {
+		return response{}, err
+	}
+	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "owns", p.Owns)
+	v := a.view(&p)
+	v.Credentials = &sec
+	return response{http.StatusCreated, v}, nil
+}
+
+// list is the body of GET /v1/producers.
+type list struct {
+	Producers []view `json:"producers"`
+}
+
+func (a *API) list(*http.Request) (response, error) {
+	out := list{Producers: []view{}}
+	for _, p := range a.reg.List() {
+		out.Producers = append(out.Producers, a.view(p))
+	}
+	return response{http.StatusOK, out}, nil
+}
+
+func (a *API) get(r *http.Request) (response, error) {
+	p, ok := a.reg.Get(chi.URLParam(r, "id"))
+	if !ok {
+		return response{}, producer.ErrNotFound
+	}
+	return response{http.StatusOK, a.view(p)}, nil
+}
+
+// patchRequest is the body of PATCH /v1/producers/{id}: members left out
+// stay as they are.
+type patchRequest struct {
+	Name    *string        `json:"name"`
+	Enabled *bool          `json:"enabled"`
+	Tags    *[]string      `json:"tags"`
+	Rate    *producer.Rate `json:"rate"`
+	Owns    *[]string      `json:"owns"`
+}
+
+func (a *API) patch(r *http.Request) (response, error) {
+	var in patchRequest
+	if err := decodeBody(r, &in); err != nil {
+		return response{}, err
+	}
+	p, err := a.reg.Update(r.Context(), chi.URLParam(r, "id"), func(p *producer.Producer) error {
+		if in.Name != nil {
+			p.Name = *in.Name
+		}
+		if in.Enabled != nil {
+			p.Enabled = *in.Enabled
+		}
+		if in.Tags != nil {
+			p.Tags = *in.Tags
+		}
+		if in.Rate != nil {
+			p.Rate = *in.Rate
+		}
+		if in.Owns != nil {
+			p.Owns = *in.Owns
+		}
+		return nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	a.log.Info("producer updated", "producer", p.ID, "name", p.Name, "enabled", p.Enabled, "tags", p.Tags, "owns", p.Owns)
+	return response{http.StatusOK, a.view(&p)}, nil
+}
+
+func (a *API) delete(r *http.Request) (response, error) {
+	id := chi.URLParam(r, "id")
+	if err := a.reg.Delete(r.Context(), id); err != nil {
+		return response{}, err
+	}
+	a.log.Info("producer deleted", "producer", id)
+	return response{status: http.StatusNoContent}, nil
+}
+
+func (a *API) setEnabled(enabled bool) func(*http.Request) (response, error) {
+	return func(r *http.Request) (response, error) {
+		p, err := a.reg.SetEnabled(r.Context(), chi.URLParam(r, "id"), enabled)
+		if err != nil {
+			return response{}, err
+		}
+		a.log.Info("producer enabled changed", "producer", p.ID, "enabled", enabled)
+		return response{http.StatusOK, a.view(&p)}, nil
+	}
+}
+
+// rotateRequest is the body of POST /v1/producers/{id}/rotate.
+type rotateRequest struct {
+	Credential producer.Credential `json:"credential"`
+}
+
+func (a *API) rotate(r *http.Request) (response, error) {
+	var in rotateRequest
+	if err := decodeBody(r, &in); err != nil {
+		return response{}, err
+	}
+	p, sec, err := a.reg.Rotate(r.Context(), chi.URLParam(r, "id"), in.Credential)
+	if err != nil {
+		return response{}, err
+	}
+	a.log.Info("producer credential rotated", "producer", p.ID, "credential", in.Credential)
+	v := a.view(&p)
+	v.Credentials = &sec
+	return response{http.StatusOK, v}, nil
+}
+
+// natsConfig answers GET /v1/producers/nats-config[?direct=true] with the
+// NATS server authorization block (text/plain).
+func (a *API) natsConfig(w http.ResponseWriter, r *http.Request) {
+	direct := false
+	if v := r.URL.Query().Get("direct"); v != "" {
+		d, err := strconv.ParseBool(v)
+		if err != nil {
+			problem.Write(w, problem.BadParam("direct", "must be true or false"))
+			return
+		}
+		direct = d
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(natsConfig(a.reg.List(), a.reg.Owners(), direct))
+}
