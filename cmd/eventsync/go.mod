@@ -37,7 +37,6 @@ require (
 	github.com/go-chi/cors v1.2.2 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
-	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
@@ -73,6 +72,9 @@ require (
 
 replace github.com/eventsync/eventsync/services/query => ../../services/query
 
-require github.com/eventsync/eventsync/services/notifier v0.0.0
+require (
+	github.com/eventsync/eventsync/services/notifier v0.0.0
+	github.com/golang-jwt/jwt/v5 v5.3.1
+)
 
 replace github.com/eventsync/eventsync/services/notifier => ../../services/notifier
