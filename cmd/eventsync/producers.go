@@ -413,7 +413,7 @@ func (s *specFlags) flags(fs *conf.Set) {
 	fs.String(&s.name, "name", "", "", "unique name of the producer (letters, digits, '-', '_')")
 	fs.String(&s.tags, "tags", "", "", "comma-separated tag patterns the producer may publish (default: every tag)")
 	fs.String(&s.owns, "owns", "", "", "comma-separated categories the producer owns (no other producer may write them)")
-	fs.FlagSet().Float64Var(&s.rate, "rate", 0, "events per second on average (0: the server's default; negative: unlimited)")
+	fs.Float64(&s.rate, "rate", "", 0, "events per second on average (0: the server's default; negative: unlimited)")
 	fs.Int(&s.burst, "burst", "", 0, "events at once (0: the server's default)")
 	s.set = map[string]bool{}
 }

@@ -32,7 +32,7 @@ type Event struct {
 	Source     string          `json:"source,omitempty"`
 	Severity   Severity        `json:"severity,omitzero"`
 	Producer   string          `json:"producer,omitempty"`
-	Data       json.RawMessage `json:"data,omitempty"`
+	Data       json.RawMessage `json:"data,omitzero"` // omitzero: an empty object {} is kept
 }
 
 // Encode returns the JSON payload published to JetStream.

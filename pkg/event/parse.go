@@ -390,6 +390,8 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 	if in.SessionID != nil {
 		if len(*in.SessionID) > MaxFieldLen {
 			bad("/session_id", fmt.Sprintf("must be at most %d bytes", MaxFieldLen))
+		} else if hasControl(*in.SessionID) {
+			bad("/session_id", "must not contain control characters")
 		}
 		e.SessionID = *in.SessionID
 	}
@@ -404,6 +406,8 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 	}
 	if len(e.Source) > MaxFieldLen {
 		bad(srcPtr, fmt.Sprintf("must be at most %d bytes", MaxFieldLen))
+	} else if hasControl(e.Source) {
+		bad(srcPtr, "must not contain control characters")
 	}
 
 	e.Severity = Info
@@ -467,4 +471,16 @@ func ParseTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("must be RFC 3339 (2006-01-02T15:04:05.999999Z07:00) or \"YYYY-MM-DD HH:MM:SS[.ffffff]\" in UTC, got %q", s)
+}
+
+// hasControl reports whether s holds a control character (C0, DEL or C1):
+// identifiers that end up in logs and headers must not carry line breaks
+// or escape sequences.
+func hasControl(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 {
+			return true
+		}
+	}
+	return false
 }

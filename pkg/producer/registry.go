@@ -246,7 +246,7 @@ func (r *Registry) List() []*Producer {
 func (r *Registry) CheckPassword(p *Producer, password string) bool {
 	if p == nil || p.Credentials.PasswordHash == "" {
 		r.dummyOnce.Do(func() {
-			r.dummy, _ = bcrypt.GenerateFromPassword([]byte("no producer"), r.cost) //nolint:errcheck // a nil hash fails the compare just as well
+			r.dummy, _ = bcrypt.GenerateFromPassword([]byte("no producer"), r.cost) // a nil hash fails the compare just as well
 		})
 		_ = bcrypt.CompareHashAndPassword(r.dummy, []byte(password))
 		return false
@@ -650,6 +650,8 @@ func (r *Registry) applyProducer(id string, p *Producer, rev uint64) {
 	}
 	r.revs[id] = rev
 	r.unindex(id)
+	c := clone(*p) // callers keep their copy; the index's is never written again
+	p = &c
 	r.producers[id] = p
 	r.byName[fold(p.Name)] = id
 	for _, k := range p.Credentials.APIKeys {

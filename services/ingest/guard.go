@@ -89,6 +89,7 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfi
 	}))
 	g.Trust = Trust{
 		Owners:            g.registry,
+		Seen:              g.registry,
 		Schemas:           g.schemas,
 		Limits:            ratelimit.New(ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}),
 		ClaimOnFirstWrite: cfg.ClaimOnFirstWrite,

@@ -24,11 +24,16 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/ratelimit"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
 
@@ -44,6 +49,10 @@ import (
 //	hostileProducer  enabled, tags [">"], hostilePassword, hostileAPIKey, hostileJWTSecret
 //	hostileDisabled  disabled, tags [">"], hostilePassword
 //	hostileNarrow    enabled, tags ["ALLOWED.*"], hostilePassword; owns the category OWNED
+//
+// hostileProducer sends a valid dry run after every case, so it needs a
+// rate without limit (Rate{PerSecond: -1}) or a very large burst, and JWTs
+// need a replay store.
 const (
 	hostileProducer  = "prd_hostile"
 	hostileDisabled  = "prd_hostile_disabled"
@@ -349,7 +358,8 @@ func newHostileIngest(t *testing.T) (baseURL string, published func() int, authE
 	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{PublishTimeout: time.Second}, nc, js, Trust{}, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	trust := hostileTrust(t, js)
+	svc, err := New(Config{PublishTimeout: time.Second}, nc, js, trust, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +390,74 @@ func newHostileIngest(t *testing.T) (baseURL string, published func() int, authE
 		}
 		return int(info.State.Msgs)
 	}
-	return "http://" + srv.Addr(), published, false
+	return "http://" + srv.Addr(), published, true
+}
+
+// hostileTrust is the real trust machinery (registry, authenticator, owners,
+// replay store, rate limits) with the corpus' producers written straight
+// into the registry's bucket, because their secrets must be known.
+func hostileTrust(t *testing.T, js jetstream.JetStream) Trust {
+	t.Helper()
+	ctx := t.Context()
+	reg, err := producer.Open(ctx, js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(hostilePassword), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, stream.ProducersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for _, p := range []producer.Producer{
+		{ID: hostileProducer, Name: "hostile", Enabled: true, Tags: []string{">"}, Rate: producer.Rate{PerSecond: -1},
+			Credentials: producer.Credentials{PasswordHash: string(hash), JWTSecret: hostileJWTSecret,
+				APIKeys: []producer.APIKey{{Prefix: hostileAPIKey[:12], SHA256: producer.HashKey(hostileAPIKey), CreatedAt: now}}}},
+		{ID: hostileDisabled, Name: "hostile-disabled", Enabled: false, Tags: []string{">"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
+		{ID: hostileNarrow, Name: "hostile-narrow", Enabled: true, Tags: []string{"ALLOWED.*", "OWNED.*"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
+	} {
+		p.CreatedAt = now
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, p.ID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- reg.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-reg.Ready():
+	case <-time.After(5 * time.Second):
+		t.Fatal("registry not ready")
+	}
+	if _, err := reg.Claim(ctx, "OWNED", hostileNarrow); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{hostileProducer, hostileDisabled, hostileNarrow} {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, ok := reg.Get(id); ok {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("producer %s not loaded", id)
+			}
+		}
+	}
+	jti, err := stream.EnsureJTI(ctx, js, stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Trust{
+		Auth:   auth.New(reg, auth.NewReplayStore(jti), auth.Config{}),
+		Owners: reg,
+		Limits: ratelimit.New(ratelimit.Rate{}),
+	}
 }
 
 // hostilePanics recovers a handler's panic, answers 500 and fails the test.

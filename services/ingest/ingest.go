@@ -154,11 +154,11 @@ func (s *Service) publish(ctx context.Context, events []event.Event) (*Response,
 
 // request is one ingest request, from HTTP or NATS.
 type request struct {
-	producer      *producer.Producer // nil with auth off
-	body          []byte
-	format        event.Format
-	single        bool // the endpoint takes one event object
-	dryRun        bool // validate and check, but do not publish
+	producer *producer.Producer // nil with auth off
+	body     []byte
+	format   event.Format
+	single   bool // the endpoint takes one event object
+	dryRun   bool // validate and check, but do not publish
 }
 
 // Checked is the answer of a dry run: the request would be accepted.

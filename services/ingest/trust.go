@@ -33,6 +33,11 @@ type validator interface {
 	Validate(category, code string, data []byte) []problem.FieldError
 }
 
+// toucher records that a producer was seen (at most a write a minute).
+type toucher interface {
+	TouchLastSeen(ctx context.Context, id string) error
+}
+
 // limiter is a per-producer token bucket.
 type limiter interface {
 	Allow(key string, r ratelimit.Rate, n int) (ok bool, retryAfter time.Duration)
@@ -47,6 +52,7 @@ type Trust struct {
 	Owners  owners    // nil: categories are not owned
 	Schemas validator // nil: no schemas
 	Limits  limiter   // nil: no rate limits
+	Seen    toucher   // nil: last-seen times are not kept
 	// ClaimOnFirstWrite makes the first producer to write a category its
 	// owner.
 	ClaimOnFirstWrite bool
@@ -57,7 +63,13 @@ func (s *Service) authenticate(ctx context.Context, authorization string) (*prod
 	if s.trust.Auth == nil {
 		return nil, nil
 	}
-	return s.trust.Auth.Authenticate(ctx, authorization)
+	p, err := s.trust.Auth.Authenticate(ctx, authorization)
+	if err == nil && s.trust.Seen != nil {
+		if err := s.trust.Seen.TouchLastSeen(ctx, p.ID); err != nil {
+			s.log.Debug("touch last seen", "producer", p.ID, "err", err)
+		}
+	}
+	return p, err
 }
 
 // admit applies everything but authentication to parsed events: the rate
