@@ -245,8 +245,18 @@ func TestRunCommand(t *testing.T) {
 	if base == "" {
 		t.Fatal("run printed no HTTP address")
 	}
-	if r, err := http.Get(base + "/readyz"); err != nil || r.StatusCode != 200 {
-		t.Fatalf("GET /readyz = %v, %v; want 200", r, err)
+	// Ready once the registries are loaded, a moment after the banner.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r, err := http.Get(base + "/readyz")
+		if err == nil {
+			r.Body.Close()
+		}
+		if err == nil && r.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz = %v, %v; want 200 within 10s", r, err)
+		}
 	}
 	post(t, base+"/v1/events", "application/json", `{"tag":"CLI.RUN","message":"m"}`)
 	waitFor(t, base+"/v1/events", 1)

@@ -125,7 +125,7 @@ func TestBench(t *testing.T) {
 		t.Skip("runs a benchmark for a few seconds; skipped with -short")
 	}
 	var out bytes.Buffer
-	args := []string{"-target", "embedded", "-producers", "2", "-batch", "50", "-duration", "1s",
+	args := []string{"-target", "embedded", "-deliveries=false", "-producers", "2", "-batch", "50", "-duration", "1s",
 		"-single-producers", "2", "-single-duration", "500ms", "-raw-msgs", "5000"}
 	getenv := func(string) string { return "" }
 	if err := runBench(context.Background(), args, getenv, &out); err != nil {

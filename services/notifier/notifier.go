@@ -277,6 +277,9 @@ func (s *Service) Run(ctx context.Context) error {
 			return nil
 		case entry, ok := <-w.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return errors.New("subscriptions watch closed")
 			}
 			if entry == nil { // every existing subscription has been seen
