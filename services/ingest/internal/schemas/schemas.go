@@ -57,7 +57,8 @@ type API struct {
 }
 
 // New returns the API over reg. An empty adminToken disables it: every
-// route then answers 503. A nil log discards the errors it would log.
+// route then answers 404 saying how to enable it. A nil log discards the
+// errors it would log.
 func New(reg registry, adminToken string, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -84,7 +85,7 @@ func (a *API) Mount(r chi.Router) {
 func (a *API) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.enabled {
-			problem.Write(w, problem.New(http.StatusServiceUnavailable, "admin-disabled", "admin API disabled: set ADMIN_TOKEN"))
+			problem.Write(w, problem.NotFound("the admin API is disabled: set ADMIN_TOKEN"))
 			return
 		}
 		token, ok := bearer(r.Header.Get("Authorization"))

@@ -216,8 +216,8 @@ func TestDisabledWithoutToken(t *testing.T) {
 	for _, authorization := range []string{"", "Bearer ", "Bearer anything"} {
 		res := do(t, ts, "GET", "/v1/schemas", "", "Authorization", authorization)
 		p := decode[problem.Problem](t, res)
-		if res.status != http.StatusServiceUnavailable || p.Detail != "admin API disabled: set ADMIN_TOKEN" {
-			t.Errorf("GET with %q and no admin token = %d %q; want 503 %q", authorization, res.status, p.Detail, "admin API disabled: set ADMIN_TOKEN")
+		if res.status != http.StatusNotFound || p.Detail != "the admin API is disabled: set ADMIN_TOKEN" {
+			t.Errorf("GET with %q and no admin token = %d %q; want 404 %q", authorization, res.status, p.Detail, "the admin API is disabled: set ADMIN_TOKEN")
 		}
 		if ra := res.header.Get("Retry-After"); ra != "" {
 			t.Errorf("GET with no admin token Retry-After = %q; want none (retrying will not help)", ra)
