@@ -1,11 +1,13 @@
 package ingest
 
 import (
+	"compress/gzip"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	jsonv2 "github.com/go-json-experiment/json"
@@ -46,14 +48,8 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 			}
 			dryRun = dryRun || d
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+		body, err := s.readBody(w, r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				err = problem.New(http.StatusRequestEntityTooLarge, "too-large", "the body is larger than the limit of "+byteSize(s.cfg.MaxBody))
-			} else {
-				err = problem.BadRequest("reading the body: " + err.Error())
-			}
 			problem.Write(w, s.reject(err))
 			return
 		}
@@ -70,6 +66,44 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 		w.WriteHeader(status)
 		_ = jsonv2.MarshalWrite(w, resp)
 	}
+}
+
+// readBody reads the request body, gunzipping it when it is sent with
+// Content-Encoding: gzip. The limit applies to the body as sent and to the
+// decompressed body, so a small compressed bomb is a 413 too.
+func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := problem.New(http.StatusRequestEntityTooLarge, "too-large", "the body is larger than the limit of "+byteSize(s.cfg.MaxBody))
+	var rd io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, problem.BadRequest("the body is not valid gzip: " + err.Error())
+		}
+		defer zr.Close()
+		// One byte over the limit tells "too large" from "exactly the limit".
+		b, err := io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1))
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe), err == nil && int64(len(b)) > s.cfg.MaxBody:
+			return nil, tooLarge
+		case err != nil:
+			return nil, problem.BadRequest("the body is not valid gzip: " + err.Error())
+		}
+		return b, nil
+	default:
+		return nil, problem.New(http.StatusUnsupportedMediaType, "unsupported-encoding", "Content-Encoding "+enc+" is not supported; send identity or gzip")
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge
+		}
+		return nil, problem.BadRequest("reading the body: " + err.Error())
+	}
+	return b, nil
 }
 
 // format maps a Content-Type to a body format; JSON is the default.

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -439,5 +440,46 @@ func TestFullStreamAnswers503(t *testing.T) {
 	}
 	if n := len(h.stored(t)); n != accepted || n == 0 {
 		t.Errorf("stream holds %d events; want the %d accepted ones, none deleted", n, accepted)
+	}
+}
+
+func TestGzipBodies(t *testing.T) {
+	h := newHarness(t, Config{MaxBody: 4096})
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.Bytes()
+	}
+	send := func(body []byte, encoding string) int {
+		req, _ := http.NewRequest("POST", h.url+"/v1/events", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", encoding)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	tests := []struct {
+		name     string
+		body     []byte
+		encoding string
+		want     int
+	}{
+		{"gzip", gz(`{"tag":"GZ.OK","message":"m"}`), "gzip", 202},
+		{"not gzip", []byte(`{"tag":"GZ.OK","message":"m"}`), "gzip", 400},
+		{"bomb: small compressed, large decompressed", gz(`{"tag":"GZ.OK","message":"` + strings.Repeat("a", 100000) + `"}`), "gzip", 413},
+		{"unknown encoding", []byte(`{}`), "br", 415},
+	}
+	for _, tt := range tests {
+		if got := send(tt.body, tt.encoding); got != tt.want {
+			t.Errorf("%s: POST = %d; want %d", tt.name, got, tt.want)
+		}
+	}
+	if got := h.stored(t); len(got) != 1 || got[0].Tag != "GZ.OK" {
+		t.Errorf("stored %d events; want the one gzipped event", len(got))
 	}
 }
