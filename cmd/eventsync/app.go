@@ -19,6 +19,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/eventserver"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/natsembed"
@@ -107,6 +108,7 @@ type app struct {
 	store     *store.Service
 	notifier  *notifier.Service
 	guard     *ingest.Guard
+	live      *query.Live
 }
 
 // start brings up everything but the long-running loops; Run runs them.
@@ -184,8 +186,14 @@ func start(ctx context.Context, cfg config, log *slog.Logger) (a *app, err error
 	httpserve.MountOps(r, a.ready, reg)
 	a.ingest.Mount(r)
 	a.guard.Mount(r)
+	// The replaced event server's API, translated onto the routes above.
+	eventserver.New(r).Mount(r)
 	a.notifier.Mount(r)
 	query.New(a.db, stream.NewWatermark(js), stream.NewConsumerWatermark(js, stream.Deliveries, stream.StoreDeliveriesConsumer), log).Mount(r)
+	if a.live, err = query.NewLive(ctx, js, cfg.Stream, log); err != nil {
+		return nil, err
+	}
+	a.live.Mount(r)
 	if a.srv, err = httpserve.Listen(cfg.HTTPAddr, r, 10*time.Second); err != nil {
 		return nil, err
 	}
@@ -208,6 +216,7 @@ func (a *app) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.srv.Run(gctx) })
 	g.Go(func() error { return a.guard.Run(gctx) })
+	g.Go(func() error { return a.live.Run(gctx) })
 	g.Go(func() error { return a.ingest.Run(gctx) })
 	g.Go(func() error { return a.store.Run(gctx) })
 	g.Go(func() error { return a.notifier.Run(gctx) })

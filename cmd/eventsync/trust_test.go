@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +24,11 @@ func startSecured(t *testing.T) string {
 	t.Helper()
 	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: t.TempDir()}
 	cfg.Guard = ingest.GuardConfig{Auth: ingest.AuthProducers, AdminToken: "admin-secret", ClaimOnFirstWrite: true}
-	a, err := start(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	log := slog.New(slog.DiscardHandler)
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := start(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

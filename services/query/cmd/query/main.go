@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/conf"
@@ -77,12 +78,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	httpserve.MountOps(r, ready, reg)
 	deliveries := stream.NewConsumerWatermark(js, stream.Deliveries, stream.StoreDeliveriesConsumer)
 	query.New(db, stream.NewWatermark(js), deliveries, log).Mount(r)
+	live, err := query.NewLive(ctx, js, stream.Config{}, log)
+	if err != nil {
+		return err
+	}
+	live.Mount(r)
 	srv, err := httpserve.Listen(httpAddr, r, shutdownTimeout)
 	if err != nil {
 		return err
 	}
 	log.Info("query listening", "http_addr", srv.Addr(), "nats_url", natsURL)
 	ready.Set(true)
-	go func() { <-ctx.Done(); ready.Set(false) }()
-	return srv.Run(ctx)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return live.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx) })
+	<-gctx.Done()
+	ready.Set(false)
+	return g.Wait()
 }

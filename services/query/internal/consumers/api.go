@@ -1,0 +1,464 @@
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/subject"
+)
+
+// maxRequest is the largest request body.
+const maxRequest = 64 << 10
+
+// API is the HTTP API of the consumers.
+type API struct {
+	js      streams
+	records records
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New returns the API of the consumers kept in kv (the bucket
+// stream.EnsureConsumers returns), reading the EVENTS stream through js.
+func New(js streams, kv jetstream.KeyValue, log *slog.Logger) *API {
+	return &API{js: js, records: records{kv: kv}, log: log.With("component", "consumers"), now: time.Now}
+}
+
+// Mount adds the consumer endpoints to r.
+func (a *API) Mount(r chi.Router) {
+	r.Get("/v1/consumers", a.handle(a.list))
+	r.Put("/v1/consumers/{name}", a.handle(a.create))
+	r.Get("/v1/consumers/{name}", a.handle(a.get))
+	r.Delete("/v1/consumers/{name}", a.handle(a.delete))
+	r.Get("/v1/consumers/{name}/events", a.handle(a.events))
+	r.Post("/v1/consumers/{name}/ack", a.handle(a.ack))
+	r.Post("/v1/consumers/{name}/seek", a.handle(a.seek))
+}
+
+// response is a status and a JSON body.
+type response struct {
+	status int
+	body   any
+}
+
+// handle adapts a handler returning a response or an error; errors become
+// problem+json.
+func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		res, err := h(r)
+		if err != nil {
+			var p *problem.Problem
+			switch {
+			case errors.As(err, &p):
+			case errors.Is(err, errNotFound):
+				err = problem.NotFound("no consumer is named " + strconv.Quote(chi.URLParam(r, "name")))
+			case errors.Is(err, errBusy):
+				err = conflict("the consumer was changed by other requests meanwhile; try again")
+			case r.Context().Err() != nil:
+				// The client went away; nobody reads the answer.
+			case unavailable(err):
+				err = problem.Unavailable("JetStream is unavailable", time.Second)
+			default:
+				a.log.Error("consumer api", "err", err, "path", r.URL.Path)
+			}
+			problem.Write(w, err)
+			return
+		}
+		if res.body == nil {
+			w.WriteHeader(res.status)
+			return
+		}
+		b, err := jsonv2.Marshal(res.body)
+		if err != nil {
+			a.log.Error("encode response", "err", err, "path", r.URL.Path)
+			problem.Write(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(res.status)
+		_, _ = w.Write(append(b, '\n'))
+	}
+}
+
+// unavailable reports whether err means NATS or the EVENTS stream cannot
+// be reached now.
+func unavailable(err error) bool {
+	for _, target := range []error{
+		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
+		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting,
+		nats.ErrDisconnected, jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoHeartbeat,
+		jetstream.ErrStreamNotFound,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// conflict is a request the consumer's current state refuses (409).
+func conflict(detail string, errs ...problem.FieldError) *problem.Problem {
+	p := problem.New(http.StatusConflict, "conflict", detail)
+	p.Errors = errs
+	return p
+}
+
+// nameParam returns the consumer name of the path, or a 400.
+func nameParam(r *http.Request) (string, error) {
+	name := chi.URLParam(r, "name")
+	if !validName(name) {
+		return "", problem.BadParam("name", fmt.Sprintf("must be 1 to %d ASCII letters, digits, '_' and '-'", MaxNameLen))
+	}
+	return name, nil
+}
+
+// decodeBody strictly decodes a JSON request body into v: unknown members,
+// duplicate names and trailing data are errors naming the member.
+func decodeBody(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send application/json")
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRequest))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return problem.New(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body must be at most %d bytes", maxRequest))
+		}
+		return problem.BadRequest("could not read the body")
+	}
+	if len(b) == 0 {
+		return problem.BadRequest("the body is empty; send a JSON object")
+	}
+	if err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		var se *jsonv2.SemanticError
+		if errors.As(err, &se) && se.JSONPointer != "" {
+			detail := "has the wrong type"
+			var bad *startError
+			switch {
+			case errors.Is(err, jsonv2.ErrUnknownName):
+				detail = "is not a known member"
+			case errors.As(err, &bad):
+				detail = bad.msg
+			}
+			return problem.Invalid(string(se.JSONPointer)+" "+detail, problem.FieldError{Pointer: string(se.JSONPointer), Detail: detail})
+		}
+		return problem.BadRequest("the body is not valid JSON: " + err.Error())
+	}
+	return nil
+}
+
+// createRequest is the body of PUT /v1/consumers/{name}.
+type createRequest struct {
+	Tags  []string `json:"tags"`
+	Start Start    `json:"start"`
+}
+
+// checkTags validates and normalizes a consumer's tag patterns (422).
+func checkTags(tags []string) ([]string, error) {
+	if len(tags) == 0 {
+		return nil, problem.Invalid("/tags must have at least one pattern", problem.FieldError{Pointer: "/tags", Detail: "must have at least one pattern"})
+	}
+	if len(tags) > MaxTags {
+		detail := fmt.Sprintf("must have at most %d patterns", MaxTags)
+		return nil, problem.Invalid("/tags "+detail, problem.FieldError{Pointer: "/tags", Detail: detail})
+	}
+	var errs []problem.FieldError
+	for i, t := range tags {
+		if err := subject.ValidatePattern(t); err != nil {
+			errs = append(errs, problem.FieldError{Pointer: fmt.Sprintf("/tags/%d", i), Detail: fmt.Sprintf("%q %v", t, err)})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, problem.Invalid(errs[0].Pointer+" "+errs[0].Detail, errs...)
+	}
+	out, err := normalizeTags(tags)
+	if err != nil {
+		return nil, problem.Invalid("/tags "+err.Error(), problem.FieldError{Pointer: "/tags", Detail: err.Error()})
+	}
+	return out, nil
+}
+
+// create is PUT /v1/consumers/{name}: 201 when created, 200 when it exists
+// with the same definition, 409 when with another.
+func (a *API) create(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	var in createRequest
+	if err := decodeBody(r, &in); err != nil {
+		return response{}, err
+	}
+	tags, err := checkTags(in.Tags)
+	if err != nil {
+		return response{}, err
+	}
+	start := in.Start.normalized()
+	if start.Kind == StartFrom && start.From.After(a.now()) {
+		return response{}, problem.Invalid("/start/from must not be in the future", problem.FieldError{Pointer: "/start/from", Detail: "must not be in the future"})
+	}
+
+	ctx := r.Context()
+	rec, _, err := a.records.get(ctx, name)
+	switch {
+	case err == nil:
+		return a.existing(ctx, name, rec, tags, start)
+	case !errors.Is(err, errNotFound):
+		return response{}, err
+	}
+	st, b, err := events(ctx, a.js)
+	if err != nil {
+		return response{}, err
+	}
+	if start.Kind == StartSinceSeq && start.SinceSeq > b.last {
+		detail := fmt.Sprintf("since_seq %d is after the stream's last sequence %d", start.SinceSeq, b.last)
+		return response{}, conflict(detail, problem.FieldError{Pointer: "/start/since_seq", Detail: detail})
+	}
+	pos, err := a.initialPosition(ctx, st, b, start)
+	if err != nil {
+		return response{}, err
+	}
+	rec = record{Tags: tags, Start: start, Acked: pos, LastDelivered: pos, Created: a.now().UTC()}
+	if err := a.records.create(ctx, name, rec); err != nil {
+		if !errors.Is(err, errExists) {
+			return response{}, err
+		}
+		// Created by another request meanwhile.
+		if rec, _, err = a.records.get(ctx, name); err != nil {
+			return response{}, err
+		}
+		return a.existing(ctx, name, rec, tags, start)
+	}
+	a.log.Info("consumer created", "consumer", name, "tags", tags, "stream_seq", pos)
+	c, err := a.describe(ctx, st, b, name, rec)
+	if err != nil {
+		return response{}, err
+	}
+	return response{http.StatusCreated, c}, nil
+}
+
+// existing answers a create of a consumer that exists.
+func (a *API) existing(ctx context.Context, name string, rec record, tags []string, start Start) (response, error) {
+	if !rec.sameDefinition(tags, start) {
+		def, _ := jsonv2.Marshal(createRequest{Tags: rec.Tags, Start: rec.Start})
+		return response{}, conflict(fmt.Sprintf("consumer %q exists with another definition: %s; delete it first to change it", name, def))
+	}
+	c, err := a.describeOne(ctx, name, rec)
+	if err != nil {
+		return response{}, err
+	}
+	return response{http.StatusOK, c}, nil
+}
+
+// describeOne describes one consumer.
+func (a *API) describeOne(ctx context.Context, name string, rec record) (Consumer, error) {
+	st, b, err := events(ctx, a.js)
+	if err != nil {
+		return Consumer{}, err
+	}
+	return a.describe(ctx, st, b, name, rec)
+}
+
+func (a *API) get(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	rec, _, err := a.records.get(r.Context(), name)
+	if err != nil {
+		return response{}, err
+	}
+	c, err := a.describeOne(r.Context(), name, rec)
+	if err != nil {
+		return response{}, err
+	}
+	return response{http.StatusOK, c}, nil
+}
+
+// List is the answer of GET /v1/consumers.
+type List struct {
+	Consumers []Consumer `json:"consumers"`
+}
+
+func (a *API) list(r *http.Request) (response, error) {
+	ctx := r.Context()
+	names, err := a.records.names(ctx)
+	if err != nil {
+		return response{}, err
+	}
+	st, b, err := events(ctx, a.js)
+	if err != nil {
+		return response{}, err
+	}
+	out := List{Consumers: make([]Consumer, 0, len(names))}
+	for _, name := range names {
+		rec, _, err := a.records.get(ctx, name)
+		if errors.Is(err, errNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return response{}, err
+		}
+		c, err := a.describe(ctx, st, b, name, rec)
+		if err != nil {
+			return response{}, err
+		}
+		out.Consumers = append(out.Consumers, c)
+	}
+	return response{http.StatusOK, out}, nil
+}
+
+func (a *API) delete(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	if err := a.records.delete(r.Context(), name); err != nil {
+		return response{}, err
+	}
+	a.log.Info("consumer deleted", "consumer", name)
+	return response{status: http.StatusNoContent}, nil
+}
+
+// events is GET /v1/consumers/{name}/events?limit=N&wait=D.
+func (a *API) events(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	q := r.URL.Query()
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit < 1 || limit > MaxLimit {
+		return response{}, problem.BadParam("limit", fmt.Sprintf("must be an integer from 1 to %d", MaxLimit))
+	}
+	wait, err := parseWait(q.Get("wait"))
+	if err != nil {
+		return response{}, err
+	}
+	b, err := a.read(r.Context(), name, limit, wait)
+	if err != nil {
+		return response{}, err
+	}
+	return response{http.StatusOK, b}, nil
+}
+
+// parseWait reads the long-poll duration: a Go duration ("5s", "500ms")
+// or whole seconds, from 0 to MaxWait; empty means 0.
+func parseWait(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		n, nerr := strconv.Atoi(v)
+		d, err = time.Duration(n)*time.Second, nerr
+	}
+	if err != nil || d < 0 || d > MaxWait {
+		return 0, problem.BadParam("wait", fmt.Sprintf("must be a duration from 0s to %s, e.g. 5s", MaxWait))
+	}
+	return d, nil
+}
+
+// seqRequest is the body of the ack and seek requests.
+type seqRequest struct {
+	Seq *uint64 `json:"seq"`
+}
+
+// seq decodes a seqRequest and returns its required seq.
+func decodeSeq(r *http.Request) (uint64, error) {
+	var in seqRequest
+	if err := decodeBody(r, &in); err != nil {
+		return 0, err
+	}
+	if in.Seq == nil {
+		return 0, problem.Invalid("/seq is required", problem.FieldError{Pointer: "/seq", Detail: "is required"})
+	}
+	return *in.Seq, nil
+}
+
+// Position is a consumer's position after an acknowledgement or a seek.
+type Position struct {
+	Acked         uint64 `json:"acked"`
+	LastDelivered uint64 `json:"last_delivered"`
+}
+
+// ack is POST /v1/consumers/{name}/ack: everything up to seq is processed.
+func (a *API) ack(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	seq, err := decodeSeq(r)
+	if err != nil {
+		return response{}, err
+	}
+	rec, err := a.records.update(r.Context(), name, func(rec *record) (bool, error) {
+		if seq < rec.Acked || seq > rec.LastDelivered {
+			detail := fmt.Sprintf("seq %d was not delivered to consumer %q since its last acknowledgement: acknowledge a seq from %d to %d (from acked to last delivered)", seq, name, rec.Acked, rec.LastDelivered)
+			return false, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", rec.Acked, rec.LastDelivered)})
+		}
+		if seq == rec.Acked {
+			return false, nil
+		}
+		rec.Acked = seq
+		return true, nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	return response{http.StatusOK, Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
+}
+
+// seek is POST /v1/consumers/{name}/seek: an administrator moves the
+// position, forwards or back, within the stream's range; the events after
+// it are delivered (again).
+func (a *API) seek(r *http.Request) (response, error) {
+	name, err := nameParam(r)
+	if err != nil {
+		return response{}, err
+	}
+	seq, err := decodeSeq(r)
+	if err != nil {
+		return response{}, err
+	}
+	ctx := r.Context()
+	if _, _, err := a.records.get(ctx, name); err != nil {
+		return response{}, err
+	}
+	_, b, err := events(ctx, a.js)
+	if err != nil {
+		return response{}, err
+	}
+	if seq < b.floor() || seq > b.last {
+		detail := fmt.Sprintf("seq %d is outside the stream: seek to a seq from %d to %d", seq, b.floor(), b.last)
+		return response{}, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", b.floor(), b.last)})
+	}
+	rec, err := a.records.update(ctx, name, func(rec *record) (bool, error) {
+		if rec.Acked == seq && rec.LastDelivered == seq {
+			return false, nil
+		}
+		rec.Acked, rec.LastDelivered = seq, seq
+		return true, nil
+	})
+	if err != nil {
+		return response{}, err
+	}
+	a.log.Info("consumer sought", "consumer", name, "stream_seq", seq)
+	return response{http.StatusOK, Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
+}
