@@ -267,6 +267,9 @@ func New(cfg Config, js jetStream, kv jetstream.KeyValue, reg prometheus.Registe
 func (s *Service) Run(ctx context.Context) error {
 	w, err := s.subs.kv.WatchAll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("watch subscriptions: %w", err)
 	}
 	defer w.Stop() //nolint:errcheck // nothing to do about it on the way out
