@@ -149,11 +149,17 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, c stream.Config, op
 func (r *Registry) Run(ctx context.Context) error {
 	pw, err := r.kv.WatchAll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the watch started
+		}
 		return fmt.Errorf("watch %s: %w", stream.ProducersBucket, err)
 	}
 	defer pw.Stop() //nolint:errcheck // nothing to do about it on the way out
 	ow, err := r.okv.WatchAll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the watch started
+		}
 		return fmt.Errorf("watch %s: %w", stream.OwnersBucket, err)
 	}
 	defer ow.Stop() //nolint:errcheck // nothing to do about it on the way out

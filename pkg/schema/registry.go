@@ -251,6 +251,9 @@ func (r *Registry) List(ctx context.Context) ([]Entry, error) {
 func (r *Registry) Run(ctx context.Context) error {
 	w, err := r.kv.WatchAll(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before the watch started
+		}
 		return fmt.Errorf("watch schemas: %w", err)
 	}
 	defer func() { _ = w.Stop() }()

@@ -34,6 +34,9 @@ func (b *batcher[T]) run(ctx context.Context) error {
 	name := b.consumer.Durable
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, b.consumer)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	msgs := make(chan jetstream.Msg, b.cfg.BatchSize)
