@@ -10,9 +10,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -158,38 +156,10 @@ func (a *API) toProblem(r *http.Request, err error) error {
 	return err
 }
 
-// decodeBody strictly decodes a JSON request body into v: unknown members,
-// duplicate names and trailing data are errors naming the member.
+// decodeBody strictly decodes a JSON request body into v (see
+// problem.DecodeJSON).
 func decodeBody(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
-			return problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type", "send application/json")
-		}
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRequest))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return problem.New(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body must be at most %d bytes", maxRequest))
-		}
-		return problem.BadRequest("could not read the body")
-	}
-	if len(b) == 0 {
-		return problem.BadRequest("the body is empty; send a JSON object")
-	}
-	if err := jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(true)); err != nil {
-		var se *jsonv2.SemanticError
-		if errors.As(err, &se) && se.JSONPointer != "" {
-			detail := "has the wrong type"
-			if errors.Is(err, jsonv2.ErrUnknownName) {
-				detail = "is not a known member"
-			}
-			return problem.Invalid(string(se.JSONPointer)+" "+detail, problem.FieldError{Pointer: string(se.JSONPointer), Detail: detail})
-		}
-		return problem.BadRequest("the body is not valid JSON: " + err.Error())
-	}
-	return nil
+	return problem.DecodeJSON(r, v, maxRequest)
 }
 
 // view is a producer as the API shows it: no hashes, no JWT secret.

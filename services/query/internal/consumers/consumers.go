@@ -81,6 +81,9 @@ type startError struct{ msg string }
 
 func (e *startError) Error() string { return e.msg }
 
+// FieldDetail is what the API says about the bad start value.
+func (e *startError) FieldDetail() string { return e.msg }
+
 // Kinds of Start.
 const (
 	StartNew      = "new"
