@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,12 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/client"
 	"github.com/eventsync/eventsync/pkg/conf"
 )
 
@@ -38,123 +38,60 @@ Credentials are printed once, by create and rotate: store them then.
 Run "eventsync producers <command> -help" for the flags of a command.
 `
 
-// adminClient talks to the producers admin API.
-type adminClient struct {
+// adminFlags are the flags every producers command takes.
+type adminFlags struct {
 	server string
 	token  string
 	json   bool
-	hc     *http.Client
 }
 
-func (c *adminClient) flags(fs *conf.Set) {
-	fs.String(&c.server, "server", "EVENTSYNC_SERVER", "http://127.0.0.1:8080", "base URL of the EventSync HTTP API")
-	fs.String(&c.token, "admin-token", "EVENTSYNC_ADMIN_TOKEN", "", "admin token of the EventSync server (its ADMIN_TOKEN)")
-	fs.Bool(&c.json, "json", "", false, "print the API's JSON instead of text")
+func (a *adminFlags) flags(fs *conf.Set) {
+	fs.String(&a.server, "server", "EVENTSYNC_SERVER", "http://127.0.0.1:8080", "base URL of the EventSync HTTP API")
+	fs.String(&a.token, "admin-token", "EVENTSYNC_ADMIN_TOKEN", "", "admin token of the EventSync server (its ADMIN_TOKEN)")
+	fs.Bool(&a.json, "json", "", false, "print the API's JSON instead of text")
 }
 
-// apiError is a problem answered by the API.
+// client returns an EventSync client carrying the admin token.
+func (a *adminFlags) client() (*client.Client, error) {
+	if a.token == "" {
+		return nil, errors.New("no admin token: set --admin-token or $EVENTSYNC_ADMIN_TOKEN")
+	}
+	return client.New(a.server, client.WithAdminToken(a.token), client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
+}
+
+// apiError prints a problem answered by the API as the status, its title
+// and detail, then one line per field at fault.
 type apiError struct {
-	Status int    `json:"status"`
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Owner  string `json:"owner"`
-	Errors []struct {
-		Pointer string `json:"pointer"`
-		Detail  string `json:"detail"`
-	} `json:"errors"`
+	e    *client.Error
+	hint string // replaces the detail of an answer that is no problem
 }
 
 func (e *apiError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", e.Status, e.Title)
-	if e.Detail != "" {
-		b.WriteString(": " + e.Detail)
+	fmt.Fprintf(&b, "%d %s", e.e.Status, e.e.Title)
+	if d := cmp.Or(e.hint, e.e.Detail); d != "" {
+		b.WriteString(": " + d)
 	}
-	for _, fe := range e.Errors {
+	for _, fe := range e.e.Errors {
 		fmt.Fprintf(&b, "\n  %s %s", fe.Pointer, fe.Detail)
 	}
 	return b.String()
 }
 
-// do sends a request with a JSON body (when not nil) and returns the body
-// of a 2xx answer; other answers are an *apiError.
-func (c *adminClient) do(ctx context.Context, method, path string, body any) ([]byte, error) {
-	if c.token == "" {
-		return nil, errors.New("no admin token: set --admin-token or $EVENTSYNC_ADMIN_TOKEN")
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.server, "/")+path, rd)
-	if err != nil {
-		return nil, fmt.Errorf("request: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 == 2 {
-		return b, nil
-	}
-	ae := &apiError{Status: resp.StatusCode, Title: http.StatusText(resp.StatusCode)}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
-		_ = json.Unmarshal(b, ae) // the status alone says enough when the body is odd
-	} else if resp.StatusCode == http.StatusNotFound {
-		ae.Detail = "no admin API at " + c.server + " (is it an EventSync server?)"
-	}
-	return nil, ae
-}
+func (e *apiError) Unwrap() error { return e.e }
 
-// producerView is a producer as the admin API shows it.
-type producerView struct {
-	ID      string   `json:"id"`
-	Name    string   `json:"name"`
-	Enabled bool     `json:"enabled"`
-	Tags    []string `json:"tags"`
-	Owns    []string `json:"owns"`
-	Owned   []string `json:"owned"`
-	Rate    struct {
-		PerSecond float64 `json:"per_second"`
-		Burst     int     `json:"burst"`
-	} `json:"rate"`
-	CreatedAt time.Time `json:"created_at"`
-	LastSeen  time.Time `json:"last_seen"`
-	APIKeys   []struct {
-		Prefix    string    `json:"prefix"`
-		CreatedAt time.Time `json:"created_at"`
-	} `json:"api_keys"`
-	Credentials *struct {
-		Password  string `json:"password"`
-		APIKey    string `json:"api_key"`
-		JWTSecret string `json:"jwt_secret"`
-	} `json:"credentials"`
-}
-
-// producerSpec is the body of create and update; nil members are left out.
-type producerSpec struct {
-	Name *string   `json:"name,omitempty"`
-	Tags *[]string `json:"tags,omitempty"`
-	Rate *rateSpec `json:"rate,omitempty"`
-	Owns *[]string `json:"owns,omitempty"`
-}
-
-type rateSpec struct {
-	PerSecond float64 `json:"per_second"`
-	Burst     int     `json:"burst"`
+// explain turns an error answer of the API into an *apiError; other errors
+// pass unchanged.
+func (a *adminFlags) explain(err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	ae := &apiError{e: ce}
+	if ce.Status == http.StatusNotFound && ce.Type == "" { // no problem+json: something else answered
+		ae.hint = "no admin API at " + a.server + " (is it an EventSync server?)"
+	}
+	return ae
 }
 
 func runProducers(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -168,9 +105,9 @@ func runProducers(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprint(stdout, producersUsage)
 		return nil
 	}
-	c := &adminClient{hc: &http.Client{Timeout: 30 * time.Second}}
+	var a adminFlags
 	fs := conf.New("eventsync producers "+cmd, getenv, stdout)
-	c.flags(fs)
+	a.flags(fs)
 	var (
 		spec       specFlags
 		credential string
@@ -208,126 +145,109 @@ func runProducers(ctx context.Context, args []string, getenv func(string) string
 	if spec.set != nil {
 		visitSet(fs.FlagSet(), spec.set)
 	}
+	switch {
+	case cmd == "create" && !spec.set["name"]:
+		return errors.New("producers create needs --name")
+	case cmd == "update" && len(spec.set) == 0:
+		return errors.New("producers update: nothing to change (--name, --tags, --rate, --burst, --owns)")
+	case cmd == "rotate" && credential == "":
+		return errors.New("producers rotate needs --credential password, api_key or jwt_secret")
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
 	var id string
 	if nargs == 1 {
-		id = url.PathEscape(pos[0])
+		id = pos[0]
 	}
+	return a.explain(a.exec(ctx, c, stdout, cmd, id, &spec, credential, direct))
+}
 
+// exec carries out a parsed producers command.
+func (a *adminFlags) exec(ctx context.Context, c *client.Client, w io.Writer, cmd, id string, spec *specFlags, credential string, direct bool) error {
 	switch cmd {
 	case "create":
-		if !spec.set["name"] {
-			return errors.New("producers create needs --name")
-		}
-		return c.show(ctx, stdout, "POST", "/v1/producers", spec.body(), "Created")
+		p, err := c.CreateProducer(ctx, spec.create())
+		return a.show(w, p, err, "Created")
 	case "update":
-		if len(spec.set) == 0 {
-			return errors.New("producers update: nothing to change (--name, --tags, --rate, --burst, --owns)")
-		}
 		if spec.set["rate"] != spec.set["burst"] { // the API replaces the rate as a whole: keep the other half
-			if err := c.fillRate(ctx, id, &spec); err != nil {
+			p, err := c.Producer(ctx, id)
+			if err != nil {
 				return err
 			}
+			spec.fillRate(p.Rate)
 		}
-		return c.show(ctx, stdout, "PATCH", "/v1/producers/"+id, spec.body(), "Updated")
+		p, err := c.UpdateProducer(ctx, id, spec.update())
+		return a.show(w, p, err, "Updated")
 	case "get":
-		return c.show(ctx, stdout, "GET", "/v1/producers/"+id, nil, "")
+		p, err := c.Producer(ctx, id)
+		return a.show(w, p, err, "")
 	case "disable", "enable":
-		return c.show(ctx, stdout, "POST", "/v1/producers/"+id+"/"+cmd, nil, strings.ToUpper(cmd[:1])+cmd[1:]+"d")
+		p, err := c.SetProducerEnabled(ctx, id, cmd == "enable")
+		return a.show(w, p, err, strings.ToUpper(cmd[:1])+cmd[1:]+"d")
 	case "rotate":
-		if credential == "" {
-			return errors.New("producers rotate needs --credential password, api_key or jwt_secret")
-		}
-		return c.show(ctx, stdout, "POST", "/v1/producers/"+id+"/rotate", map[string]string{"credential": credential}, "Rotated the "+credential+" of")
+		p, err := c.RotateProducer(ctx, id, credential)
+		return a.show(w, p, err, "Rotated the "+credential+" of")
 	case "delete":
-		if _, err := c.do(ctx, "DELETE", "/v1/producers/"+id, nil); err != nil {
+		if err := c.DeleteProducer(ctx, id); err != nil {
 			return err
 		}
-		if !c.json {
-			fmt.Fprintf(stdout, "Deleted producer %s.\n", pos[0])
+		if !a.json {
+			fmt.Fprintf(w, "Deleted producer %s.\n", id)
 		}
 		return nil
 	case "list":
-		b, err := c.do(ctx, "GET", "/v1/producers", nil)
+		ps, err := c.Producers(ctx)
 		if err != nil {
 			return err
 		}
-		if c.json {
-			return printJSON(stdout, b)
+		if a.json {
+			return printJSON(w, struct {
+				Producers []client.ProducerInfo `json:"producers"`
+			}{ps})
 		}
-		var l struct {
-			Producers []producerView `json:"producers"`
-		}
-		if err := json.Unmarshal(b, &l); err != nil {
-			return fmt.Errorf("decode answer: %w", err)
-		}
-		printList(stdout, l.Producers)
+		printList(w, ps)
 		return nil
 	default: // nats-config
-		path := "/v1/producers/nats-config"
-		if direct {
-			path += "?direct=true"
-		}
-		b, err := c.do(ctx, "GET", path, nil)
+		s, err := c.NATSConfig(ctx, direct)
 		if err != nil {
 			return err
 		}
-		_, err = stdout.Write(b)
+		_, err = io.WriteString(w, s)
 		return err
 	}
 }
 
-// fillRate completes a rate change given by one flag with the producer's
-// current value of the other.
-func (c *adminClient) fillRate(ctx context.Context, id string, s *specFlags) error {
-	b, err := c.do(ctx, "GET", "/v1/producers/"+id, nil)
+// show prints the producer an API call answered with, headed by verb
+// ("Created", "Disabled" …) when not empty.
+func (a *adminFlags) show(w io.Writer, p *client.ProducerInfo, err error, verb string) error {
 	if err != nil {
 		return err
 	}
-	var p producerView
-	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	if !s.set["rate"] {
-		s.rate = p.Rate.PerSecond
-	}
-	if !s.set["burst"] {
-		s.burst = p.Rate.Burst
-	}
-	return nil
-}
-
-// show sends a request answered with one producer and prints it, headed
-// by verb ("Created", "Disabled" …) when not empty.
-func (c *adminClient) show(ctx context.Context, w io.Writer, method, path string, body any, verb string) error {
-	b, err := c.do(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	if c.json {
-		return printJSON(w, b)
-	}
-	var p producerView
-	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
+	if a.json {
+		return printJSON(w, p)
 	}
 	if verb != "" {
 		fmt.Fprintf(w, "%s producer %s (%s).\n", verb, p.Name, p.ID)
 	}
-	printProducer(w, &p)
+	printProducer(w, p)
 	return nil
 }
 
-func printJSON(w io.Writer, b []byte) error {
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		return fmt.Errorf("answer is not JSON: %w", err)
+// printJSON prints v as indented JSON, leaving tag patterns such as
+// BILLING.> readable.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("print json: %w", err)
 	}
-	out.WriteByte('\n')
-	_, err := w.Write(out.Bytes())
-	return err
+	return nil
 }
 
-func printProducer(w io.Writer, p *producerView) {
+func printProducer(w io.Writer, p *client.ProducerInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  id\t%s\n", p.ID)
 	fmt.Fprintf(tw, "  name\t%s\n", p.Name)
@@ -359,7 +279,7 @@ func printProducer(w io.Writer, p *producerView) {
 	_ = tw.Flush()
 }
 
-func printList(w io.Writer, ps []producerView) {
+func printList(w io.Writer, ps []client.ProducerInfo) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tENABLED\tTAGS\tOWNS\tRATE\tLAST SEEN")
 	for _, p := range ps {
@@ -418,24 +338,48 @@ func (s *specFlags) flags(fs *conf.Set) {
 	s.set = map[string]bool{}
 }
 
-// body builds the request body from the flags given.
-func (s *specFlags) body() producerSpec {
-	var b producerSpec
+// create builds the producer to register from the flags given.
+func (s *specFlags) create() client.ProducerSpec {
+	spec := client.ProducerSpec{Name: s.name, Rate: client.Rate{PerSecond: s.rate, Burst: s.burst}}
+	if s.set["tags"] {
+		spec.Tags = splitList(s.tags)
+	}
+	if s.set["owns"] {
+		spec.Owns = splitList(s.owns)
+	}
+	return spec
+}
+
+// update builds the change of a producer from the flags given: the others
+// stay as they are.
+func (s *specFlags) update() client.ProducerUpdate {
+	var u client.ProducerUpdate
 	if s.set["name"] {
-		b.Name = &s.name
+		u.Name = &s.name
 	}
 	if s.set["tags"] {
 		t := splitList(s.tags)
-		b.Tags = &t
+		u.Tags = &t
 	}
 	if s.set["owns"] {
 		o := splitList(s.owns)
-		b.Owns = &o
+		u.Owns = &o
 	}
 	if s.set["rate"] || s.set["burst"] {
-		b.Rate = &rateSpec{PerSecond: s.rate, Burst: s.burst}
+		u.Rate = &client.Rate{PerSecond: s.rate, Burst: s.burst}
 	}
-	return b
+	return u
+}
+
+// fillRate completes a rate change given by one flag with the producer's
+// current value of the other.
+func (s *specFlags) fillRate(current client.Rate) {
+	if !s.set["rate"] {
+		s.rate = current.PerSecond
+	}
+	if !s.set["burst"] {
+		s.burst = current.Burst
+	}
 }
 
 // splitList splits a comma-separated flag, dropping empty items.
