@@ -270,7 +270,11 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error
 		return Producer{}, Secrets{}, err
 	}
 	if other, ok := r.ByName(p.Name); ok {
-		return Producer{}, Secrets{}, nameTaken(p.Name, other.ID)
+		// This instance's index may lag a delete or rename made on
+		// another one: only the bucket decides.
+		if hp, _, err := r.load(ctx, other.ID); err == nil && fold(hp.Name) == fold(p.Name) {
+			return Producer{}, Secrets{}, nameTaken(p.Name, other.ID)
+		}
 	}
 	var (
 		sec    Secrets
