@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -64,19 +64,10 @@ func (s *Service) handle(h func(*http.Request) (response, error)) http.HandlerFu
 			problem.Write(w, err)
 			return
 		}
-		if res.body == nil {
-			w.WriteHeader(res.status)
-			return
-		}
-		b, err := jsonv2.Marshal(res.body)
-		if err != nil {
-			s.log.Error("encode response", "err", err)
+		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
+			s.log.Error("encode response", "err", err, "path", r.URL.Path)
 			problem.Write(w, err)
-			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(res.status)
-		_, _ = w.Write(append(b, '\n'))
 	}
 }
 

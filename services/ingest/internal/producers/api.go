@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
 )
@@ -107,20 +107,13 @@ func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
 			problem.Write(w, a.toProblem(r, err))
 			return
 		}
-		if res.body == nil {
-			w.WriteHeader(res.status)
-			return
+		if res.body != nil {
+			w.Header().Set("Cache-Control", "no-store") // bodies may carry credentials
 		}
-		b, err := jsonv2.Marshal(res.body)
-		if err != nil {
-			a.log.Error("encode response", "err", err)
+		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
+			a.log.Error("encode response", "err", err, "path", r.URL.Path)
 			problem.Write(w, err)
-			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store") // bodies may carry credentials
-		w.WriteHeader(res.status)
-		_, _ = w.Write(append(b, '\n'))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
@@ -75,19 +76,10 @@ func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
 			problem.Write(w, err)
 			return
 		}
-		if res.body == nil {
-			w.WriteHeader(res.status)
-			return
-		}
-		b, err := jsonv2.Marshal(res.body)
-		if err != nil {
+		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
 			a.log.Error("encode response", "err", err, "path", r.URL.Path)
 			problem.Write(w, err)
-			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(res.status)
-		_, _ = w.Write(append(b, '\n'))
 	}
 }
 
