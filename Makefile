@@ -7,7 +7,7 @@ PKGS    := $(addsuffix /...,$(MODULES))
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BINS    := ./cmd/eventsync ./services/ingest/cmd/ingest ./services/store/cmd/store ./services/query/cmd/query ./services/notifier/cmd/notifier
 
-.PHONY: run build test fuzz lint bench tidy
+.PHONY: run build test fuzz lint bench tidy images
 
 ## run: EventSync all-in-one (embedded NATS and store) on 127.0.0.1:8080
 run:
@@ -49,3 +49,16 @@ bench:
 
 tidy:
 	for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+# Image names match the Kubernetes manifests: ghcr.io/eventsync/<binary>:<version>.
+IMAGE_PREFIX ?= ghcr.io/eventsync/
+IMAGES       := ingest store query notifier eventsync
+
+## images: container images $(IMAGE_PREFIX)<binary>:$(VERSION) of every binary (needs a Docker engine)
+images:
+	@command -v docker >/dev/null || { echo "make images: docker is not installed" >&2; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine answers (docker info failed): start one, or point DOCKER_HOST at one" >&2; exit 1; }
+	@set -e; for i in $(IMAGES); do \
+		echo "docker build --target $$i -t $(IMAGE_PREFIX)$$i:$(VERSION) --build-arg VERSION=$(VERSION) ."; \
+		docker build --target $$i -t $(IMAGE_PREFIX)$$i:$(VERSION) --build-arg VERSION=$(VERSION) .; \
+	done

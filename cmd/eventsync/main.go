@@ -14,6 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/httpserve"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -35,6 +38,7 @@ Usage:
   eventsync run     [flags]   run EventSync in one process (embedded NATS and store)
   eventsync bench   [flags]   measure ingest and end-to-end throughput
   eventsync version           print the version
+  eventsync healthcheck [--http-addr ADDR] [URL]   exit 0 when a running EventSync is ready (its /readyz)
   eventsync help [command [subcommand]]   show help
 
 Client commands, against a running EventSync:
@@ -90,6 +94,8 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 		return runProducers(ctx, rest, getenv, stdout)
 	case "send", "tail", "query", "sessions", "stats", "subs", "consumers":
 		return runClient(ctx, cmd, rest, console{in: stdin, out: stdout, err: stderr, getenv: getenv})
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "eventsync", version)
 		return nil
@@ -102,4 +108,14 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// healthcheck is the healthcheck mode, for container health checks: it
+// probes /readyz on the address `eventsync run` listens on with the same
+// environment. Defining run's flags sets their values from the environment
+// or the defaults, so the address is read exactly as run reads it.
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var cfg config
+	cfg.flags(conf.New("eventsync run", getenv, io.Discard))
+	return httpserve.Healthcheck(ctx, "eventsync", args, getenv, stdout, cfg.HTTPAddr)
 }

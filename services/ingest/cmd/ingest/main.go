@@ -22,6 +22,13 @@ import (
 	"github.com/eventsync/eventsync/services/ingest"
 )
 
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// defaultHTTPAddr is where ingest listens unless told otherwise; the
+// healthcheck mode probes the same address.
+const defaultHTTPAddr = ":8080"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
@@ -33,6 +40,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck": // for container health checks: exit 0 when /readyz answers 200
+			return httpserve.Healthcheck(ctx, "ingest", args[1:], getenv, stdout, defaultHTTPAddr)
+		case "version":
+			fmt.Fprintln(stdout, "ingest", version)
+			return nil
+		}
+	}
 	var (
 		cfg                         ingest.Config
 		gc                          ingest.GuardConfig
@@ -42,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	)
 	fs := conf.New("ingest", getenv, stdout)
 	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
-	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8080", "HTTP listen address")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "HTTP listen address")
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	fs.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long to drain requests on shutdown")
 	cfg.Flags(fs)
@@ -102,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log.Info("ingest listening", "http_addr", srv.Addr(), "nats_url", natsURL, "trust", guard.Describe())
+	log.Info("ingest listening", "version", version, "http_addr", srv.Addr(), "nats_url", natsURL, "trust", guard.Describe())
 
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })

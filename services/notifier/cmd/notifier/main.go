@@ -22,6 +22,13 @@ import (
 	"github.com/eventsync/eventsync/services/notifier"
 )
 
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// defaultHTTPAddr is where notifier listens unless told otherwise; the
+// healthcheck mode probes the same address.
+const defaultHTTPAddr = ":8083"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
@@ -33,13 +40,22 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck": // for container health checks: exit 0 when /readyz answers 200
+			return httpserve.Healthcheck(ctx, "notifier", args[1:], getenv, stdout, defaultHTTPAddr)
+		case "version":
+			fmt.Fprintln(stdout, "notifier", version)
+			return nil
+		}
+	}
 	var (
 		cfg                         notifier.Config
 		natsURL, httpAddr, logLevel string
 	)
 	fs := conf.New("notifier", getenv, stdout)
 	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
-	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8083", "HTTP listen address (subscription API, /healthz, /readyz, /metrics)")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "HTTP listen address (subscription API, /healthz, /readyz, /metrics)")
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	cfg.Flags(fs)
 	fs.Stream(&cfg.Stream)
@@ -83,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log.Info("notifier running", "http_addr", srv.Addr(), "nats_url", natsURL)
+	log.Info("notifier running", "version", version, "http_addr", srv.Addr(), "nats_url", natsURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })

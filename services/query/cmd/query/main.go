@@ -23,6 +23,13 @@ import (
 	"github.com/eventsync/eventsync/services/query"
 )
 
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// defaultHTTPAddr is where query listens unless told otherwise; the
+// healthcheck mode probes the same address.
+const defaultHTTPAddr = ":8082"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
@@ -34,6 +41,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck": // for container health checks: exit 0 when /readyz answers 200
+			return httpserve.Healthcheck(ctx, "query", args[1:], getenv, stdout, defaultHTTPAddr)
+		case "version":
+			fmt.Fprintln(stdout, "query", version)
+			return nil
+		}
+	}
 	var (
 		natsURL, chURL, httpAddr, logLevel string
 		shutdownTimeout                    time.Duration
@@ -41,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := conf.New("query", getenv, stdout)
 	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL (for the store's committed watermarks)")
 	fs.String(&chURL, "clickhouse-url", "CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/eventsync", "ClickHouse DSN (native protocol)")
-	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8082", "HTTP listen address")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "HTTP listen address")
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	fs.Duration(&shutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", 20*time.Second, "how long to drain requests on shutdown")
 	if err := fs.Parse(args); err != nil {
@@ -87,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log.Info("query listening", "http_addr", srv.Addr(), "nats_url", natsURL)
+	log.Info("query listening", "version", version, "http_addr", srv.Addr(), "nats_url", natsURL)
 	ready.Set(true)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return live.Run(gctx) })

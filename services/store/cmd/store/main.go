@@ -24,6 +24,13 @@ import (
 	"github.com/eventsync/eventsync/services/store"
 )
 
+// version is stamped at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// defaultHTTPAddr is where store listens unless told otherwise; the
+// healthcheck mode probes the same address.
+const defaultHTTPAddr = ":8081"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
@@ -35,6 +42,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck": // for container health checks: exit 0 when /readyz answers 200
+			return httpserve.Healthcheck(ctx, "store", args[1:], getenv, stdout, defaultHTTPAddr)
+		case "version":
+			fmt.Fprintln(stdout, "store", version)
+			return nil
+		}
+	}
 	var (
 		cfg                                store.Config
 		sc                                 stream.Config
@@ -43,7 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fs := conf.New("store", getenv, stdout)
 	fs.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL")
 	fs.String(&chURL, "clickhouse-url", "CLICKHOUSE_URL", "clickhouse://127.0.0.1:9000/eventsync", "ClickHouse DSN (native protocol)")
-	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", ":8081", "HTTP listen address of /healthz, /readyz and /metrics")
+	fs.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "HTTP listen address of /healthz, /readyz and /metrics")
 	fs.String(&logLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	cfg.Flags(fs)
 	fs.Stream(&sc)
@@ -90,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	log.Info("store running", "http_addr", srv.Addr(), "nats_url", natsURL)
+	log.Info("store running", "version", version, "http_addr", srv.Addr(), "nats_url", natsURL)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })
