@@ -43,9 +43,10 @@ lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet $(PKGS)
 
-## bench: end-to-end load test of the all-in-one (and ClickHouse when CLICKHOUSE_URL is set)
+## bench: end-to-end load test of the all-in-one (and ClickHouse when CLICKHOUSE_URL is set), then publish and ingest on one NATS server (R1) against a three-node cluster (R3)
 bench:
 	go run ./cmd/eventsync bench --target all
+	go test -run '^$$' -bench Cluster -benchtime 50000x -count 3 ./cmd/eventsync
 
 tidy:
 	for m in $(MODULES); do (cd $$m && go mod tidy); done

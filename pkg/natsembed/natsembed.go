@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -17,7 +18,24 @@ type Config struct {
 	Host     string // listen host, e.g. 127.0.0.1
 	Port     int    // client port; -1 picks a free one
 	StoreDir string // JetStream data directory
-	Name     string // server name
+	// Name is the server name. Every node of a JetStream cluster needs its
+	// own, the same across restarts: JetStream derives the node's identity
+	// in the cluster from it.
+	Name string
+	// Cluster, when set, makes the server one node of a JetStream cluster.
+	Cluster *Cluster
+}
+
+// Cluster joins an embedded server to a JetStream cluster.
+type Cluster struct {
+	Name string // cluster name, the same on every node
+	Host string // route listen host, e.g. 127.0.0.1
+	Port int    // route listen port; -1 picks a free one
+	// Routes are the route URLs (nats-route://host:port) of every node of
+	// the cluster; a node's own URL may be among them and is ignored. A new
+	// cluster sizes its JetStream meta group from their number, so list
+	// all nodes, not just one seed.
+	Routes []string
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -34,6 +52,13 @@ func Start(c Config) (*server.Server, error) {
 		// path; leave room for headers.
 		MaxPayload: 8 << 20,
 	}
+	if c.Cluster != nil {
+		if err := c.validateCluster(); err != nil {
+			return nil, err
+		}
+		opts.Cluster = server.ClusterOpts{Name: c.Cluster.Name, Host: c.Cluster.Host, Port: c.Cluster.Port}
+		opts.Routes = server.RoutesFromStr(strings.Join(c.Cluster.Routes, ","))
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
@@ -44,6 +69,34 @@ func Start(c Config) (*server.Server, error) {
 		return nil, errors.New("nats server: not ready for connections after 10s")
 	}
 	return s, nil
+}
+
+// validateCluster checks what a clustered JetStream server needs.
+func (c Config) validateCluster() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("a clustered server needs a server name"))
+	}
+	if c.Cluster.Name == "" {
+		errs = append(errs, errors.New("a clustered server needs a cluster name"))
+	}
+	if len(c.Cluster.Routes) == 0 {
+		errs = append(errs, errors.New("a clustered server needs the routes of the cluster's nodes"))
+	}
+	for _, r := range c.Cluster.Routes {
+		if !strings.HasPrefix(r, "nats-route://") && !strings.HasPrefix(r, "nats://") {
+			errs = append(errs, fmt.Errorf("route %q: want nats-route://host:port", r))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("nats server %q: %w", c.Name, err)
+	}
+	return nil
+}
+
+// RouteURL is the route URL of a cluster node listening on host:port.
+func RouteURL(host string, port int) string {
+	return "nats-route://" + net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // SplitAddr parses host:port for Config.

@@ -169,9 +169,11 @@ func (w *Watermark) Committed(ctx context.Context) (uint64, error) {
 	return info.AckFloor.Stream, nil
 }
 
-// Connect connects to NATS with the reconnect behaviour services need: retry
-// forever, buffer little while disconnected (publishes then fail fast and
-// ingest answers 503 instead of holding requests).
+// Connect connects to NATS with the reconnect behaviour services need: keep
+// retrying forever, also when the first attempt fails. url may list several
+// servers, comma-separated. While disconnected, nats.go buffers publishes
+// (8 MiB by default); ingest still answers 503 when their acks do not arrive
+// within its publish timeout, and a retry with the same ids is deduplicated.
 func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	all := append([]nats.Option{
 		nats.Name(name),

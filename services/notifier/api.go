@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -56,7 +54,7 @@ func (s *Service) handle(h func(*http.Request) (response, error)) http.HandlerFu
 			case errors.As(err, &p):
 			case errors.Is(err, errNotFound):
 				err = problem.NotFound("no subscription has this id")
-			case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+			case stream.Unavailable(err):
 				err = problem.Unavailable("JetStream is unavailable", time.Second)
 			default:
 				s.log.Error("subscription api", "err", err, "path", r.URL.Path)

@@ -218,6 +218,28 @@ type Service struct {
 
 	mu      sync.Mutex
 	workers map[string]*worker // by subscription id, on this instance
+
+	// failed holds the subscriptions whose worker could not start (its
+	// consumers could not be created, e.g. during a JetStream leader
+	// election), by id, with the entry to apply again. Only Run's
+	// goroutine uses it.
+	failed map[string]failedStart
+}
+
+// failedStart is a subscription whose worker did not start, to be tried
+// again at next.
+type failedStart struct {
+	entry    jetstream.KeyValueEntry
+	attempts int
+	next     time.Time
+}
+
+// restartWait is the wait before starting a failed worker again:
+//
+//	attempt  1   2   3   4   5    6+
+//	wait     1s  2s  4s  8s  16s  30s (cap)
+func restartWait(attempt int) time.Duration {
+	return min(time.Second<<min(attempt-1, 5), 30*time.Second)
 }
 
 // New returns a notifier that keeps subscriptions in kv and delivers events
@@ -254,6 +276,7 @@ func New(cfg Config, js jetStream, kv jetstream.KeyValue, reg prometheus.Registe
 		log:     log.With("component", "notifier"),
 		now:     time.Now,
 		workers: map[string]*worker{},
+		failed:  map[string]failedStart{},
 	}
 	if err := reg.Register(pendingCollector{s}); err != nil {
 		return nil, fmt.Errorf("register notifier metrics: %w", err)
@@ -274,6 +297,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer w.Stop() //nolint:errcheck // nothing to do about it on the way out
 	defer s.stopAll()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -290,13 +316,44 @@ func (s *Service) Run(ctx context.Context) error {
 				continue
 			}
 			s.apply(ctx, entry)
+		case <-retry.C:
+			s.retryFailed(ctx)
+		}
+		if next, ok := s.nextRetry(); ok {
+			retry.Reset(time.Until(next))
 		}
 	}
+}
+
+// retryFailed applies again the entries whose worker failed to start and
+// whose wait is over.
+func (s *Service) retryFailed(ctx context.Context) {
+	now := time.Now()
+	for id, f := range s.failed {
+		if f.next.After(now) {
+			continue
+		}
+		s.log.Info("starting subscription worker again", "subscription", id, "attempt", f.attempts+1)
+		s.apply(ctx, f.entry)
+	}
+}
+
+// nextRetry is when the earliest failed worker start is due again.
+func (s *Service) nextRetry() (time.Time, bool) {
+	var next time.Time
+	for _, f := range s.failed {
+		if next.IsZero() || f.next.Before(next) {
+			next = f.next
+		}
+	}
+	return next, !next.IsZero()
 }
 
 // apply reconciles this instance with one change of the bucket.
 func (s *Service) apply(ctx context.Context, entry jetstream.KeyValueEntry) {
 	id := entry.Key()
+	prev, retried := s.failed[id]
+	delete(s.failed, id) // a newer entry supersedes a failed start
 	if entry.Operation() != jetstream.KeyValuePut {
 		s.stop(id)
 		// Every instance tries; the first one deletes, the rest find nothing.
@@ -324,8 +381,20 @@ func (s *Service) apply(ctx context.Context, entry jetstream.KeyValueEntry) {
 	}
 	s.stop(id)
 	w, err := s.startWorker(ctx, &sub)
-	if err != nil {
+	if errors.Is(err, errNoChannel) {
 		s.log.Error("start subscription worker", "subscription", id, "err", err)
+		return
+	}
+	if err != nil {
+		// Not starting would leave the subscription undelivered on this
+		// instance until its next change: try again later.
+		attempts := 1
+		if retried && prev.entry.Revision() == entry.Revision() {
+			attempts = prev.attempts + 1
+		}
+		wait := restartWait(attempts)
+		s.failed[id] = failedStart{entry: entry, attempts: attempts, next: time.Now().Add(wait)}
+		s.log.Warn("start subscription worker failed; retrying", "subscription", id, "err", err, "attempt", attempts, "retry_in", wait)
 		return
 	}
 	s.mu.Lock()

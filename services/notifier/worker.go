@@ -41,11 +41,15 @@ type worker struct {
 	done     chan struct{}
 }
 
+// errNoChannel means this instance cannot deliver a subscription's type
+// (email without SMTP settings): starting its worker again cannot help.
+var errNoChannel = errors.New("no channel configured for this subscription type")
+
 // startWorker ensures the subscription's consumers and starts consuming.
 func (s *Service) startWorker(ctx context.Context, sub *Subscription) (*worker, error) {
 	send := s.senders[sub.Type]
 	if send == nil {
-		return nil, fmt.Errorf("no %s channel configured", sub.Type)
+		return nil, fmt.Errorf("%w: %s", errNoChannel, sub.Type)
 	}
 	live, redrive, err := s.ensureConsumers(ctx, sub)
 	if err != nil {

@@ -32,12 +32,9 @@ type batcher[T any] struct {
 // and acknowledges the batch in hand, and returns nil.
 func (b *batcher[T]) run(ctx context.Context) error {
 	name := b.consumer.Durable
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, b.consumer)
+	cons, err := b.createConsumer(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped before it started
-		}
-		return fmt.Errorf("create consumer %s: %w", name, err)
+		return nil // stopped before it started
 	}
 	msgs := make(chan jetstream.Msg, b.cfg.BatchSize)
 	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m },
@@ -93,6 +90,30 @@ func (b *batcher[T]) run(ctx context.Context) error {
 		timer.Stop()
 		b.flush(ctx, batch)
 		batch = batch[:0]
+	}
+}
+
+// createConsumer creates or updates the durable consumer, retrying with
+// capped backoff until ctx is done: in a JetStream cluster the call fails
+// while the meta group elects a leader or lacks a quorum (and before
+// another service created the stream), and the store waits that out
+// instead of exiting. It returns an error only once ctx is done.
+func (b *batcher[T]) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	for attempt := 1; ; attempt++ {
+		cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, b.consumer)
+		if err == nil {
+			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d := backoff(attempt)
+		b.log.Warn("create consumer failed; retrying", "err", err, "attempt", attempt, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
 	}
 }
 

@@ -5,7 +5,6 @@
 package producers
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -17,12 +16,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // maxRequest is the largest admin request body.
@@ -140,8 +138,7 @@ func (a *API) toProblem(r *http.Request, err error) error {
 		return p
 	case errors.Is(err, producer.ErrNotFound):
 		return problem.NotFound("no producer has this id")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+	case stream.Unavailable(err):
 		a.log.Warn("producers api unavailable", "err", err, "path", r.URL.Path)
 		return problem.Unavailable("JetStream is unavailable", time.Second)
 	}

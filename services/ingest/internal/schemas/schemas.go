@@ -26,11 +26,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/schema"
+	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
@@ -170,9 +169,7 @@ func (a *API) problem(r *http.Request, err error) error {
 		return problem.NotFound("no schema for this category or code")
 	case errors.Is(err, schema.ErrConflict):
 		return problem.New(http.StatusConflict, "conflict", "the schema changed concurrently; try again")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
-		errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrConnectionClosed),
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+	case stream.Unavailable(err):
 		return problem.Unavailable("JetStream is unavailable", time.Second)
 	default:
 		a.log.Error("schema api", "err", err, "method", r.Method, "path", r.URL.Path)

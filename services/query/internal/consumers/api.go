@@ -11,11 +11,11 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	jsonv2 "github.com/go-json-experiment/json"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
@@ -86,11 +86,11 @@ func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
 // unavailable reports whether err means NATS or the EVENTS stream cannot
 // be reached now.
 func unavailable(err error) bool {
+	if stream.Unavailable(err) {
+		return true
+	}
 	for _, target := range []error{
-		context.DeadlineExceeded, nats.ErrTimeout, nats.ErrNoResponders,
-		nats.ErrConnectionClosed, nats.ErrConnectionDraining, nats.ErrConnectionReconnecting,
-		nats.ErrDisconnected, jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoHeartbeat,
-		jetstream.ErrStreamNotFound,
+		jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoHeartbeat, jetstream.ErrStreamNotFound,
 	} {
 		if errors.Is(err, target) {
 			return true

@@ -1,0 +1,25 @@
+package producers
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/problem"
+)
+
+// While JetStream has no leader for the producers bucket (an election in
+// a cluster, a lost quorum) the admin API answers 503, never 500.
+func TestUnavailableIs503(t *testing.T) {
+	a := &API{log: slog.New(slog.DiscardHandler)}
+	err := fmt.Errorf("update producer p: %w", jetstream.ErrNoStreamResponse)
+	var p *problem.Problem
+	if got := a.toProblem(httptest.NewRequest("PATCH", "/v1/producers/p", nil), err); !errors.As(got, &p) || p.Status != http.StatusServiceUnavailable {
+		t.Errorf("toProblem(%v) = %v; want a 503 problem", err, got)
+	}
+}

@@ -1,0 +1,25 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/problem"
+)
+
+// While JetStream has no leader for the schemas bucket (an election in a
+// cluster, a lost quorum) the schema API answers 503, never 500.
+func TestUnavailableIs503(t *testing.T) {
+	a := &API{log: slog.New(slog.DiscardHandler)}
+	err := fmt.Errorf("put schema: %w", jetstream.ErrNoStreamResponse)
+	var p *problem.Problem
+	if got := a.problem(httptest.NewRequest("PUT", "/v1/schemas/A", nil), err); !errors.As(got, &p) || p.Status != http.StatusServiceUnavailable {
+		t.Errorf("problem(%v) = %v; want a 503 problem", err, got)
+	}
+}
