@@ -11,27 +11,33 @@ import (
 	"testing"
 )
 
-// serviceEnv returns the environment variables a service binary reads, from
-// its -h output: ingest, store, query or notifier. Deployment files that set
-// any other variable are wrong.
-func serviceEnv(t *testing.T, service string) map[string]bool {
+// serviceHelp returns a service binary's -h output: ingest, store, query
+// or notifier.
+func serviceHelp(t *testing.T, service string) string {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkg := "./services/" + service + "/cmd/" + service
-	cmd := exec.Command("go", "run", pkg, "-h")
+	cmd := exec.Command("go", "run", "./services/"+service+"/cmd/"+service, "-h")
 	cmd.Dir = root
 	out, _ := cmd.CombinedOutput() // -h exits non-zero
+	return string(out)
+}
+
+// serviceEnv returns the environment variables a service binary reads, from
+// its -h output. Deployment files that set any other variable are wrong.
+func serviceEnv(t *testing.T, service string) map[string]bool {
+	t.Helper()
+	out := serviceHelp(t, service)
 	// Every flag's usage line ends with the variable as "[$NAME]".
 	envName := regexp.MustCompile(`\[\$([A-Z0-9_]+)\]`)
 	names := map[string]bool{}
-	for _, m := range envName.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range envName.FindAllStringSubmatch(out, -1) {
 		names[m[1]] = true
 	}
 	if len(names) == 0 {
-		t.Fatalf("go run %s -h: no environment variables in its output:\n%s", pkg, out)
+		t.Fatalf("%s -h: no environment variables in its output:\n%s", service, out)
 	}
 	return names
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -193,21 +192,14 @@ func (b binaries) suite(tb testing.TB, ov overlay, m *manifests) *suite {
 // output, by environment variable ("SHUTDOWN_TIMEOUT" → "20s").
 func flagDefaults(t *testing.T, service string) map[string]string {
 	t.Helper()
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkg := "./services/" + service + "/cmd/" + service
-	cmd := exec.Command("go", "run", pkg, "-h")
-	cmd.Dir = root
-	out, _ := cmd.CombinedOutput() // -h exits non-zero
+	out := serviceHelp(t, service)
 	line := regexp.MustCompile(`\[\$([A-Z0-9_]+)\] \(default "?([^")]*)"?\)`)
 	defaults := map[string]string{}
-	for _, m := range line.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range line.FindAllStringSubmatch(out, -1) {
 		defaults[m[1]] = m[2]
 	}
 	if len(defaults) == 0 {
-		t.Fatalf("go run %s -h: no defaults in its output:\n%s", pkg, out)
+		t.Fatalf("%s -h: no defaults in its output:\n%s", service, out)
 	}
 	return defaults
 }
