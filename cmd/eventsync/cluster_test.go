@@ -570,15 +570,20 @@ type leaderElections struct {
 	got []server.JSStreamLeaderElectedAdvisory
 }
 
-// watchElections subscribes to the advisories on each of nodes alone: a
-// node publishes its advisory to its own clients first, so subscribing on
-// every candidate does not depend on interest reaching it over a route.
-func watchElections(t *testing.T, nodes []*natstest.Server) *leaderElections {
+// watchElections subscribes to the advisories on each node of urls alone:
+// a node publishes its advisory to its own clients first, so subscribing
+// on every candidate does not depend on interest reaching it over a route.
+// The nodes may be in the test process or not.
+func watchElections(t *testing.T, urls []string) *leaderElections {
 	t.Helper()
 	le := &leaderElections{}
-	for _, node := range nodes {
-		nc := node.Connect(t)
-		_, err := nc.Subscribe(server.JSAdvisoryStreamLeaderElectedPre+"."+stream.Events, func(m *nats.Msg) {
+	for _, url := range urls {
+		nc, err := stream.Connect(url, "eventsync-test-elections")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		_, err = nc.Subscribe(server.JSAdvisoryStreamLeaderElectedPre+"."+stream.Events, func(m *nats.Msg) {
 			var a server.JSStreamLeaderElectedAdvisory
 			if err := json.Unmarshal(m.Data, &a); err != nil {
 				t.Errorf("leader elected advisory %s: %v", m.Data, err)
@@ -643,10 +648,10 @@ func TestClusterLeaderLoss(t *testing.T) {
 			// possible: the old leader is gone, the new one does not take
 			// publishes yet.
 			first := e.c.WaitStreamLeader(t, stream.Events)
-			var others []*natstest.Server
+			var others []string
 			for _, n := range e.c.Nodes() {
 				if n != first {
-					others = append(others, n)
+					others = append(others, n.URL())
 				}
 			}
 			elections := watchElections(t, others)

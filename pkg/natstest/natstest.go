@@ -1,6 +1,9 @@
-// Package natstest runs real NATS servers with JetStream in the test
-// process, on free loopback ports with their data in temporary directories:
-// one server (Start), or a JetStream cluster of several (StartCluster).
+// Package natstest runs real NATS servers with JetStream for tests, on free
+// loopback ports with their data in temporary directories: one server
+// (Start) or a JetStream cluster of several (StartCluster) in the test
+// process, or a cluster of nats-server processes (StartProcessCluster) for
+// tests that need a server to die abruptly, which an in-process server
+// cannot.
 package natstest
 
 import (
