@@ -215,7 +215,7 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		}, "does not require the user and password"},
 		{"file store above the volume", "", "nats", func(t *testing.T, s *suite) {
 			cm := configMapByBase(t, s, "nats-config")
-			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], "max_file_store: 16GB", "max_file_store: 32GB", 1)
+			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], "max_file_store: 180GB", "max_file_store: 320GB", 1)
 		}, "is not below the volume"},
 		{"NATS grace period below lame duck", "", "nats", func(t *testing.T, s *suite) {
 			statefulSet(t, s, "nats").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr(int64(30))
