@@ -99,22 +99,9 @@ func (b *batcher[T]) run(ctx context.Context) error {
 // another service created the stream), and the store waits that out
 // instead of exiting. It returns an error only once ctx is done.
 func (b *batcher[T]) createConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	for attempt := 1; ; attempt++ {
-		cons, err := b.js.CreateOrUpdateConsumer(ctx, b.stream, b.consumer)
-		if err == nil {
-			return cons, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		d := backoff(attempt)
-		b.log.Warn("create consumer failed; retrying", "err", err, "attempt", attempt, "retry_in", d)
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(d):
-		}
-	}
+	return WaitFor(ctx, b.log, "consumer "+b.consumer.Durable, func(ctx context.Context) (jetstream.Consumer, error) {
+		return b.js.CreateOrUpdateConsumer(ctx, b.stream, b.consumer)
+	})
 }
 
 // flush writes a batch and acknowledges it. Undecodable messages go to the

@@ -20,7 +20,7 @@ func TestStoreWaitsForItsStreams(t *testing.T) {
 	}
 	d := backends[0].open(t)
 	retrying := make(chan struct{}, 1)
-	svc, err := New(Config{BatchWait: 20 * time.Millisecond}, js, d, slog.New(signalHandler{msg: "create consumer failed; retrying", c: retrying}))
+	svc, err := New(Config{BatchWait: 20 * time.Millisecond}, js, d, slog.New(signalHandler{msg: "open failed; retrying", c: retrying}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func unavailable(err error) bool {
 		return true
 	}
 	for _, target := range []error{
-		jetstream.ErrJetStreamNotEnabled, jetstream.ErrNoHeartbeat, jetstream.ErrStreamNotFound,
+		jetstream.ErrNoHeartbeat, jetstream.ErrStreamNotFound,
 	} {
 		if errors.Is(err, target) {
 			return true
