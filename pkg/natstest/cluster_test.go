@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/natstest"
@@ -56,7 +57,15 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("restarted node: %v", err)
 	}
 	// The restarted node holds all 20 messages: ask it alone.
-	one, err := jetstream.New(leader.Connect(t))
+	checkCaughtUp(ctx, t, leader.Connect(t), 20)
+}
+
+// checkCaughtUp asks one node alone (nc is connected to it only) about
+// stream T: it holds all want messages, and the stream's replicas are the
+// three nodes.
+func checkCaughtUp(ctx context.Context, t *testing.T, nc *nats.Conn, want uint64) {
+	t.Helper()
+	one, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +77,8 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 20 {
-		t.Errorf("stream T holds %d messages; want 20", info.State.Msgs)
+	if info.State.Msgs != want {
+		t.Errorf("stream T holds %d messages; want %d", info.State.Msgs, want)
 	}
 	var names []string
 	for _, r := range info.Cluster.Replicas {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"testing"
 	"time"
 
@@ -95,28 +94,7 @@ func TestProcessCluster(t *testing.T) {
 		t.Fatalf("restarted node: %v", err)
 	}
 	// The restarted node holds all 20 messages: ask it alone.
-	one, err := jetstream.New(leader.Connect(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s, err = one.Stream(ctx, "T"); err != nil {
-		t.Fatal(err)
-	}
-	if info, err = s.Info(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 20 {
-		t.Errorf("stream T holds %d messages; want 20", info.State.Msgs)
-	}
-	var names []string
-	for _, r := range info.Cluster.Replicas {
-		names = append(names, r.Name)
-	}
-	names = append(names, info.Cluster.Leader)
-	slices.Sort(names)
-	if want := []string{"eventsync-1", "eventsync-2", "eventsync-3"}; !slices.Equal(names, want) {
-		t.Errorf("stream T is on %v; want %v", names, want)
-	}
+	checkCaughtUp(ctx, t, leader.Connect(t), 20)
 }
 
 // The binary is built once: a second Path returns the same file.
