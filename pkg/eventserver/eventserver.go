@@ -41,7 +41,8 @@ import (
 const maxBody = 1 << 20
 
 // Server translates the event server's API onto api, an http.Handler that
-// serves EventSync's /v1 endpoints (the all-in-one's router).
+// serves EventSync's /v1 endpoints (the router the translation is mounted
+// on).
 type Server struct {
 	api http.Handler
 }
@@ -49,9 +50,21 @@ type Server struct {
 // New returns a Server that calls api for the translated requests.
 func New(api http.Handler) *Server { return &Server{api: api} }
 
-// Mount adds the event server's endpoints to r.
+// Mount adds all of the event server's endpoints to r.
 func (s *Server) Mount(r chi.Router) {
+	s.MountPublish(r)
+	s.MountConsume(r)
+}
+
+// MountPublish adds the publish endpoint to r; api must serve
+// POST /v1/events (the ingest service mounts it).
+func (s *Server) MountPublish(r chi.Router) {
 	r.Post("/api/v1/streams/{stream}/events", s.publish)
+}
+
+// MountConsume adds the read and ACK endpoints to r; api must serve
+// /v1/events and /v1/consumers (the query service mounts them).
+func (s *Server) MountConsume(r chi.Router) {
 	r.Get("/api/v1/streams/{stream}/events", s.read)
 	r.Post("/api/v1/streams/{stream}/events/{eventID}", s.ack)
 }

@@ -5,9 +5,11 @@
 package eventstore
 
 import (
+	"context"
 	"errors"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 )
 
@@ -72,4 +74,18 @@ type Count struct {
 	Bucket time.Time `json:"bucket"`
 	Tag    string    `json:"tag"`
 	Count  uint64    `json:"count"`
+}
+
+// Store is an event store as a process shares it: the store service writes
+// to it, the query service reads from it. ClickHouse (chstore) and the
+// embedded store (sqlitestore) implement it.
+type Store interface {
+	Insert(ctx context.Context, events []event.Event) error
+	Events(ctx context.Context, f Filter) ([]event.Event, error)
+	Event(ctx context.Context, id string) (event.Event, error)
+	Stats(ctx context.Context, f StatsFilter) ([]Count, error)
+	InsertAttempts(ctx context.Context, attempts []delivery.Attempt) error
+	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
+	Ping(ctx context.Context) error
+	Close() error
 }

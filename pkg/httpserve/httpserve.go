@@ -1,7 +1,8 @@
 // Package httpserve runs EventSync's HTTP servers with timeouts and size
 // limits set and a graceful shutdown, serves the operational endpoints
 // every service has (/healthz, /readyz and /metrics), and provides the
-// middleware every API shares: request ids and CORS.
+// middleware every route runs behind (Stack): request ids, recovery, access
+// logs, CORS and body limits.
 package httpserve
 
 import (
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 )
 
 // Defaults of Options.
@@ -129,10 +129,12 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Readiness is the state /readyz reports: ready once start-up finished and
-// every check passes, not ready again once shutdown began.
+// every check passes, not ready again once shutdown began. Until then it
+// says what the process is waiting for.
 type Readiness struct {
-	ready  atomic.Bool
-	checks []func(context.Context) error
+	ready   atomic.Bool
+	waiting atomic.Pointer[string]
+	checks  []func(context.Context) error
 }
 
 // NewReadiness returns a Readiness that is not ready yet.
@@ -143,9 +145,20 @@ func NewReadiness(checks ...func(context.Context) error) *Readiness {
 // Set marks the process ready or not.
 func (r *Readiness) Set(ready bool) { r.ready.Store(ready) }
 
+// Waiting records what start-up is waiting for ("nats: no servers
+// available"); /readyz names it while the process is not ready.
+func (r *Readiness) Waiting(what string) { r.waiting.Store(&what) }
+
+// AddCheck adds a check that must pass for the process to be ready. Call
+// it before the process is marked ready.
+func (r *Readiness) AddCheck(c func(context.Context) error) { r.checks = append(r.checks, c) }
+
 // Check returns nil when the process is ready.
 func (r *Readiness) Check(ctx context.Context) error {
 	if !r.ready.Load() {
+		if w := r.waiting.Load(); w != nil && *w != "" {
+			return errors.New("starting: " + *w)
+		}
 		return errors.New("not started or shutting down")
 	}
 	for _, c := range r.checks {
@@ -158,12 +171,6 @@ func (r *Readiness) Check(ctx context.Context) error {
 
 // MountOps adds /healthz, /readyz and /metrics to r.
 func MountOps(r chi.Router, ready *Readiness, reg *prometheus.Registry) {
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, problem.NotFound("no endpoint at "+r.URL.Path))
-	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		problem.Write(w, problem.New(http.StatusMethodNotAllowed, "method-not-allowed", r.Method+" is not allowed on "+r.URL.Path))
-	})
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
