@@ -44,8 +44,14 @@ type GuardConfig struct {
 // Flags defines the trust settings on fs with the given defaults of the
 // auth mode and the CORS origins.
 func (c *GuardConfig) Flags(fs *conf.Set, authDef, corsDef string) {
-	fs.String(&c.Auth, "auth", "AUTH", authDef, "producer authentication: producers (Basic, API key or JWT per producer) or none")
 	fs.String(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", corsDef, "origins browser apps may send events from, comma-separated; * for any; empty: none")
+	c.flags(fs, authDef)
+}
+
+// flags defines the trust settings on fs with the given default of the
+// auth mode.
+func (c *GuardConfig) flags(fs *conf.Set, authDef string) {
+	fs.String(&c.Auth, "auth", "AUTH", authDef, "producer authentication: producers (Basic, API key or JWT per producer) or none")
 	fs.String(&c.AdminToken, "admin-token", "ADMIN_TOKEN", "", "bearer token of the admin APIs (/v1/producers, /v1/schemas); empty: they are off")
 	fs.Float64(&c.RatePerSecond, "rate", "INGEST_RATE", 0, "default events per second per producer (0: unlimited); a producer's own rate wins")
 	fs.Int(&c.RateBurst, "rate-burst", "INGEST_RATE_BURST", 0, "default burst per producer (0: one second's worth, at least 1)")

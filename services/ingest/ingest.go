@@ -25,9 +25,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBody        = 1 << 20
-	DefaultPublishTimeout = 5 * time.Second
-	DefaultRequestWorkers = 256
+	DefaultMaxBody         = 1 << 20
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultRequestWorkers  = 256
+	DefaultShutdownTimeout = 20 * time.Second
 )
 
 // Config tunes the ingest service.
@@ -37,6 +38,9 @@ type Config struct {
 	PublishTimeout time.Duration // how long to wait for JetStream acks; default 5 s
 	RequestWorkers int           // NATS requests handled at once; default 256
 	Version        string        // reported by the NATS micro service
+	// ShutdownTimeout bounds how long Run waits for NATS requests in
+	// flight on shutdown; default 20 s.
+	ShutdownTimeout time.Duration
 }
 
 // publisher is the part of JetStream ingest needs.
@@ -69,6 +73,9 @@ func New(cfg Config, nc *nats.Conn, pub publisher, trust Trust, reg prometheus.R
 	}
 	if cfg.Version == "" {
 		cfg.Version = "0.0.0"
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	m, err := newMetrics(reg)
 	if err != nil {

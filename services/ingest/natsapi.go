@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go"
@@ -18,10 +20,15 @@ import (
 // Run serves the NATS request path (subject eventsync.ingest, a NATS micro
 // service so `nats micro ls` finds it) until ctx is done. Every ingest
 // instance joins the same queue group, so each request is handled once.
+//
+// On shutdown it stops taking requests and answers those it took: they run
+// on a context that shutdown does not cancel (each is bounded by the
+// publish timeout), so a request in flight at SIGTERM is published and
+// answered 202, not refused with 503.
 func (s *Service) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sem := make(chan struct{}, s.cfg.RequestWorkers)
+	var inFlight sync.WaitGroup
+	reqCtx := context.WithoutCancel(ctx)
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        "eventsync-ingest",
 		Version:     s.cfg.Version,
@@ -31,14 +38,12 @@ func (s *Service) Run(ctx context.Context) error {
 			// The handler only hands off: waiting for JetStream acks in the
 			// subscription's goroutine would serialize every producer.
 			Handler: micro.HandlerFunc(func(req micro.Request) {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
+				inFlight.Add(1)
+				sem <- struct{}{}
 				go func() {
+					defer inFlight.Done()
 					defer func() { <-sem }()
-					s.handleRequest(ctx, req)
+					s.handleRequest(reqCtx, req)
 				}()
 			}),
 		},
@@ -47,12 +52,17 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("add nats micro service: %w", err)
 	}
 	<-ctx.Done()
+	// Stop drains the subscription: requests already received are still
+	// handed to the handler.
 	if err := svc.Stop(); err != nil {
 		return fmt.Errorf("stop nats micro service: %w", err)
 	}
-	// Wait for requests in flight to be answered.
-	for range cap(sem) {
-		sem <- struct{}{}
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("nats requests still in flight after the shutdown timeout", "timeout", s.cfg.ShutdownTimeout)
 	}
 	return nil
 }

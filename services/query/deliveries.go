@@ -2,8 +2,12 @@ package query
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -16,6 +20,12 @@ type DeliveryPage struct {
 	NextSince  uint64             `json:"next_since"`
 }
 
+// subscriptions tells whether a subscription exists (the notifier's
+// subscriptions bucket).
+type subscriptions interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+}
+
 func (s *Service) subscriptionDeliveries(r *http.Request) (any, error) {
 	f, err := parseDeliveryFilter(r.URL.Query())
 	if err != nil {
@@ -24,7 +34,35 @@ func (s *Service) subscriptionDeliveries(r *http.Request) (any, error) {
 	if f.SubscriptionID = pathParam(r, "id"); f.SubscriptionID == "" {
 		return nil, problem.NotFound("the path names no subscription")
 	}
+	if err := s.checkSubscription(r.Context(), f.SubscriptionID); err != nil {
+		return nil, err
+	}
 	return s.deliveryPage(r.Context(), f)
+}
+
+// checkSubscription answers 404 for a subscription id that names neither
+// a subscription nor any stored attempt: the audit of a deleted
+// subscription stays readable, a mistyped id is not an empty page.
+func (s *Service) checkSubscription(ctx context.Context, id string) error {
+	if s.subs == nil {
+		return nil
+	}
+	_, err := s.subs.Get(ctx, id)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
+	default:
+		return problem.Unavailable("the subscriptions bucket is unavailable", time.Second)
+	}
+	seen, err := s.r.Attempts(ctx, delivery.Filter{SubscriptionID: id, Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(seen) == 0 {
+		return problem.NotFound("no subscription has the id " + strconv.Quote(id))
+	}
+	return nil
 }
 
 func (s *Service) eventDeliveries(r *http.Request) (any, error) {

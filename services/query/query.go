@@ -49,8 +49,9 @@ type watermark interface {
 // Service is the query service.
 type Service struct {
 	r     reader
-	wm    watermark // of EVENTS
-	delWM watermark // of DELIVERIES
+	wm    watermark     // of EVENTS
+	delWM watermark     // of DELIVERIES
+	subs  subscriptions // nil: every subscription id is taken to exist
 	now   func() time.Time
 	log   *slog.Logger
 	bufs  sync.Pool

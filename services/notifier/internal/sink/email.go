@@ -654,3 +654,14 @@ func allASCII(ss []string) bool {
 	}
 	return true
 }
+
+// CheckTLSMode checks an --smtp-tls value (starttls, tls or none; empty
+// means starttls) also when email is off, so that a typo is reported at
+// start-up rather than when email is turned on.
+func CheckTLSMode(mode string) error {
+	switch strings.ToLower(strings.TrimSpace(mode)) {
+	case "", smtpTLSNone, smtpTLSStartTLS, smtpTLSImplicit:
+		return nil
+	}
+	return fmt.Errorf("smtp tls %q: want starttls, tls or none", mode)
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/eventsync/eventsync/pkg/natstest"
+	"github.com/eventsync/eventsync/pkg/service/servicetest"
+	"github.com/eventsync/eventsync/pkg/stream"
+)
+
+// TestShutdownAnswersNATSRequestsInFlight: requests taken over NATS
+// before SIGTERM are published and answered 202, not refused with 503 (the
+// handler used to share the run context that shutdown cancels).
+func TestShutdownAnswersNATSRequestsInFlight(t *testing.T) {
+	ns := natstest.Start(t)
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "AUTH": "none", "LOG_LEVEL": "warn"})
+	p.WaitReady(t, 20*time.Second)
+	nc := ns.Connect(t)
+
+	var batch strings.Builder
+	batch.WriteString("[")
+	for i := range 50 {
+		if i > 0 {
+			batch.WriteString(",")
+		}
+		fmt.Fprintf(&batch, `{"tag":"LOAD.TEST","message":"event %d"}`, i)
+	}
+	batch.WriteString("]")
+
+	const requests = 400
+	var (
+		wg                        sync.WaitGroup
+		mu                        sync.Mutex
+		accepted, refused, noResp int
+		other                     []string
+	)
+	for range requests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, err := nc.Request(stream.IngestSubject, []byte(batch.String()), 10*time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, nats.ErrNoResponders):
+				noResp++ // never taken: the client may retry
+			case err != nil:
+				other = append(other, err.Error())
+			case msg.Header.Get(micro.ErrorCodeHeader) != "":
+				refused++
+				other = append(other, msg.Header.Get(micro.ErrorCodeHeader)+" "+string(msg.Data))
+			case strings.Contains(string(msg.Data), `"accepted":50`):
+				accepted++
+			default:
+				other = append(other, string(msg.Data))
+			}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond) // requests are in flight
+	if err := p.Stop(); err != nil {
+		t.Errorf("run = %v; want nil", err)
+	}
+	wg.Wait()
+	t.Logf("%d accepted, %d never taken, %d refused", accepted, noResp, refused)
+	if len(other) > 0 {
+		t.Errorf("%d requests got something other than 202 or no responders, e.g. %q", len(other), other[0])
+	}
+	if accepted == 0 {
+		t.Error("no request was accepted before the stop: the test proves nothing")
+	}
+}
+
+// TestEventServerPublish: the event server's publish endpoint is served by
+// the ingest service (it used to exist only in the all-in-one), and every
+// answer carries a request id.
+func TestEventServerPublish(t *testing.T) {
+	ns := natstest.Start(t)
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "AUTH": "none", "LOG_LEVEL": "warn"})
+	p.WaitReady(t, 20*time.Second)
+	body := `{"event":{"name":"CREATED","version":1},"payload":{"order":7}}`
+	resp, err := http.Post(p.Base+"/api/v1/streams/ORDERS/events", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST event server event = %d %s; want 200", resp.StatusCode, b)
+	}
+	if resp.Header.Get("X-Request-ID") == "" {
+		t.Error("no X-Request-ID")
+	}
+}

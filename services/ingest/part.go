@@ -1,0 +1,118 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/eventserver"
+	"github.com/eventsync/eventsync/pkg/service"
+	"github.com/eventsync/eventsync/pkg/stream"
+)
+
+// Part is the ingest service as a part of an EventSync process (see
+// package service): HTTP and NATS intake, producer trust, and the admin
+// APIs of producers and schemas.
+type Part struct {
+	Config Config
+	Guard  GuardConfig
+
+	authDefault string
+	svc         *Service
+	guard       *Guard
+}
+
+// NewPart returns the ingest part; authDefault is the default of --auth
+// (the all-in-one leaves it empty and settles it from its listen
+// addresses, see its Validate).
+func NewPart(authDefault string) *Part { return &Part{authDefault: authDefault} }
+
+// Flags defines the ingest and trust settings on fs.
+func (p *Part) Flags(fs *conf.Set) {
+	p.Config.Flags(fs)
+	p.Guard.flags(fs, p.authDefault)
+}
+
+// Validate checks the settings before anything connects.
+func (p *Part) Validate() error { return p.Guard.validate() }
+
+// Open opens the registries and builds the service. Ingest has its own
+// JetStream context: its asynchronous publishes time out after
+// --publish-timeout.
+func (p *Part) Open(ctx context.Context, d service.Deps) error {
+	js, err := stream.JetStream(d.NC, p.Config.PublishTimeout)
+	if err != nil {
+		return err
+	}
+	if p.guard, err = OpenGuard(ctx, js, p.Guard, d.Stream, d.Log); err != nil {
+		return err
+	}
+	cfg := p.Config
+	cfg.Version = microVersion(d.Version)
+	cfg.ShutdownTimeout = d.ShutdownTimeout
+	if p.svc, err = New(cfg, d.NC, js, p.guard.Trust, d.Metrics, d.Log); err != nil {
+		return err
+	}
+	d.Log.Info("ingest trust", "component", "ingest", "trust", p.guard.Describe())
+	return nil
+}
+
+// Mount adds the event intake, the admin APIs and the event server's
+// publish endpoint to r.
+func (p *Part) Mount(r chi.Router) {
+	p.svc.Mount(r)
+	p.guard.Mount(r)
+	eventserver.New(r).MountPublish(r)
+}
+
+// Run serves the NATS request path and keeps the registries current
+// until ctx is done.
+func (p *Part) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.guard.Run(ctx) })
+	g.Go(func() error { return p.svc.Run(ctx) })
+	return g.Wait()
+}
+
+// Ready waits until the registries are loaded, then refuses to run with
+// authentication on and no way to authenticate.
+func (p *Part) Ready(ctx context.Context) error {
+	if err := p.guard.Ready(ctx); err != nil {
+		return err
+	}
+	return p.guard.CheckStartable()
+}
+
+// MaxBody is the largest request body ingest accepts (--max-body).
+func (p *Part) MaxBody() int64 { return p.Config.MaxBody }
+
+func (c *GuardConfig) validate() error {
+	switch c.Auth {
+	case AuthProducers, AuthNone:
+		return nil
+	}
+	return fmt.Errorf("auth must be %q or %q, not %q", AuthProducers, AuthNone, c.Auth)
+}
+
+// microVersion is the version the NATS micro service reports: the build's
+// version when it is semantic (v1.2.3 or 1.2.3-rc.1), else 0.0.0 (a
+// development build, "dev" or a commit hash).
+func microVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	core, _, _ := strings.Cut(v, "-")
+	parts := strings.Split(core, ".")
+	if len(parts) != 3 {
+		return "0.0.0"
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 64); err != nil {
+			return "0.0.0"
+		}
+	}
+	return v
+}

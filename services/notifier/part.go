@@ -1,0 +1,58 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/service"
+	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/notifier/internal/sink"
+)
+
+// Part is the notifier as a part of an EventSync process (see package
+// service): the subscription API and delivery to webhooks, Slack and
+// email.
+type Part struct {
+	Config Config
+	svc    *Service
+}
+
+// NewPart returns the notifier part.
+func NewPart() *Part { return &Part{} }
+
+// Flags defines the notifier settings on fs.
+func (p *Part) Flags(fs *conf.Set) { p.Config.Flags(fs) }
+
+// Validate checks the settings before anything connects, the email
+// channel's included.
+func (p *Part) Validate() error {
+	errs := []error{p.Config.validate()}
+	if p.Config.SMTP.Addr != "" {
+		_, err := sink.NewEmail(p.Config.SMTP)
+		errs = append(errs, err)
+	} else if err := sink.CheckTLSMode(p.Config.SMTP.TLS); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Open builds the notifier on the subscriptions bucket.
+func (p *Part) Open(ctx context.Context, d service.Deps) error {
+	cfg := p.Config
+	cfg.Stream = d.Stream
+	kv, err := stream.EnsureNotify(ctx, d.JS, d.Stream)
+	if err != nil {
+		return err
+	}
+	p.svc, err = New(cfg, d.JS, kv, d.Metrics, d.Log)
+	return err
+}
+
+// Mount adds the subscription API to r.
+func (p *Part) Mount(r chi.Router) { p.svc.Mount(r) }
+
+// Run delivers until ctx is done.
+func (p *Part) Run(ctx context.Context) error { return p.svc.Run(ctx) }

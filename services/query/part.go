@@ -1,0 +1,58 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/eventserver"
+	"github.com/eventsync/eventsync/pkg/service"
+	"github.com/eventsync/eventsync/pkg/stream"
+)
+
+// Part is the query service as a part of an EventSync process (see
+// package service): reads of the event store and the delivery audit, the
+// named consumers and the live tail, and the event server's read and ACK
+// endpoints.
+type Part struct {
+	svc  *Service
+	live *Live
+}
+
+// NewPart returns the query part.
+func NewPart() *Part { return &Part{} }
+
+// Flags defines nothing: the query service has only the process's settings.
+func (p *Part) Flags(*conf.Set) {}
+
+// Validate has nothing to check.
+func (p *Part) Validate() error { return nil }
+
+// Open builds the reads on the process's event store and JetStream.
+func (p *Part) Open(ctx context.Context, d service.Deps) error {
+	if d.Store == nil {
+		return errors.New("query: the process has no event store")
+	}
+	subs, err := d.JS.KeyValue(ctx, stream.SubscriptionsBucket)
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", stream.SubscriptionsBucket, err)
+	}
+	deliveries := stream.NewConsumerWatermark(d.JS, stream.Deliveries, stream.StoreDeliveriesConsumer)
+	p.svc = New(d.Store, stream.NewWatermark(d.JS), deliveries, d.Log)
+	p.svc.subs = subs
+	p.live, err = NewLive(ctx, d.JS, d.Stream, d.Log)
+	return err
+}
+
+// Mount adds the read endpoints to r.
+func (p *Part) Mount(r chi.Router) {
+	p.svc.Mount(r)
+	p.live.Mount(r)
+	eventserver.New(r).MountConsume(r)
+}
+
+// Run ends open live tails when ctx is done.
+func (p *Part) Run(ctx context.Context) error { return p.live.Run(ctx) }
