@@ -24,6 +24,32 @@ type Config struct {
 	Name string
 	// Cluster, when set, makes the server one node of a JetStream cluster.
 	Cluster *Cluster
+	// Sync is how often JetStream flushes its files to disk: 0 keeps the
+	// server's default (2 minutes), SyncAlways flushes every write. A
+	// publish is acknowledged once written, not once flushed: a crash of
+	// the host (power, kernel), unlike a crash of the process, loses what
+	// was written since the last flush.
+	Sync time.Duration
+}
+
+// SyncAlways as Config.Sync flushes every write to disk before it is
+// acknowledged.
+const SyncAlways time.Duration = -1
+
+// ParseSync parses a sync setting: "always", or a duration ("2m"; "0" or
+// "" for the server's default).
+func ParseSync(s string) (time.Duration, error) {
+	switch strings.TrimSpace(s) {
+	case "always":
+		return SyncAlways, nil
+	case "", "0":
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("sync interval %q: want always or a positive duration", s)
+	}
+	return d, nil
 }
 
 // Cluster joins an embedded server to a JetStream cluster.
@@ -51,6 +77,12 @@ func Start(c Config) (*server.Server, error) {
 		// Events of up to 1 MiB requests go through the ingest request
 		// path; leave room for headers.
 		MaxPayload: 8 << 20,
+	}
+	switch {
+	case c.Sync == SyncAlways:
+		opts.SyncAlways = true
+	case c.Sync > 0:
+		opts.SyncInterval = c.Sync
 	}
 	if c.Cluster != nil {
 		if err := c.validateCluster(); err != nil {

@@ -3,6 +3,7 @@ package natsembed
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStartClusterConfig(t *testing.T) {
@@ -44,5 +45,39 @@ func TestRouteURL(t *testing.T) {
 		if got := RouteURL(tt.host, tt.port); got != tt.want {
 			t.Errorf("RouteURL(%q, %d) = %q; want %q", tt.host, tt.port, got, tt.want)
 		}
+	}
+}
+
+func TestParseSync(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"always", SyncAlways, false},
+		{"", 0, false},
+		{"0", 0, false},
+		{"2m", 2 * time.Minute, false},
+		{"10s", 10 * time.Second, false},
+		{"-1s", 0, true},
+		{"sometimes", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseSync(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("ParseSync(%q) = %v, %v; want %v, error %t", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestSyncAlways: a server told to sync always runs with it.
+func TestSyncAlways(t *testing.T) {
+	s, err := Start(Config{Host: "127.0.0.1", Port: -1, StoreDir: t.TempDir(), Sync: SyncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	if cfg := s.JetStreamConfig(); cfg == nil || !cfg.SyncAlways {
+		t.Errorf("JetStream config = %+v; want SyncAlways", cfg)
 	}
 }
