@@ -280,10 +280,16 @@ func (p *Process) Run(ctx context.Context) error {
 	go func() { httpDone <- p.srv.Run(httpCtx) }()
 
 	g, gctx := errgroup.WithContext(ctx)
-	var d Deps
-	cleanup := func() {}
-	g.Go(func() (err error) {
-		d, cleanup, err = p.connect(gctx)
+	// What connect opened, for the shutdown to close: set once, read after
+	// the parts stopped or the shutdown timeout passed.
+	type opened struct {
+		d       Deps
+		cleanup func()
+	}
+	var open atomic.Pointer[opened]
+	g.Go(func() error {
+		d, cleanup, err := p.connect(gctx)
+		open.Store(&opened{d, cleanup})
 		if err != nil || gctx.Err() != nil {
 			return err
 		}
@@ -321,22 +327,39 @@ func (p *Process) Run(ctx context.Context) error {
 	// Shutdown: readiness off, then intake stops (HTTP drains within the
 	// shutdown timeout while the parts finish their work in hand), then
 	// NATS drains, then the store closes and the broker stops.
+	// The whole shutdown fits in the shutdown timeout: what is not done by
+	// then is cut off (JetStream redelivers what was not acknowledged).
+	deadline := time.Now().Add(p.common.ShutdownTimeout)
 	p.ready.Set(false)
 	stopHTTP()
 	cancel()
 	if !httpStopped {
 		httpErr = <-httpDone
 	}
-	err := errors.Join(g.Wait(), httpErr)
+	partsDone := make(chan error, 1)
+	go func() { partsDone <- g.Wait() }()
+	var partsErr error
+	select {
+	case partsErr = <-partsDone:
+	case <-time.After(time.Until(deadline)):
+		partsErr = fmt.Errorf("parts still running after the shutdown timeout %s", p.common.ShutdownTimeout)
+	}
+	err := errors.Join(partsErr, httpErr)
+	o := open.Load()
+	if o == nil {
+		return err // still connecting: nothing to close yet
+	}
+	d := o.d
 	if d.NC != nil {
 		// A connection that is not up has nothing to drain.
 		if d.NC.Status() != nats.CONNECTED {
 			d.NC.Close()
-		} else if derr := stream.Drain(d.NC, p.common.ShutdownTimeout); derr != nil {
+		} else if derr := stream.Drain(d.NC, max(time.Until(deadline), minDrain)); derr != nil {
 			log.Warn("drain nats", "err", derr)
+			d.NC.Close()
 		}
 	}
-	cleanup()
+	o.cleanup()
 	log.Info("stopped", "name", p.p.Name)
 	return err
 }
@@ -410,6 +433,11 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 	p.ready.Waiting("parts to be ready")
 	return d, cleanup, nil
 }
+
+// minDrain is the least time the NATS connection gets to drain on
+// shutdown, even when the parts used up the shutdown timeout: its
+// pending acknowledgements are worth a moment.
+const minDrain = time.Second
 
 // publishTimeout bounds the JetStream context's asynchronous publishes;
 // ingest waits for its acks with its own --publish-timeout.
