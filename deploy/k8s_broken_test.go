@@ -158,7 +158,7 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			s.m.service("ingest").Spec.Ports[0].TargetPort = intstr.FromString("api")
 		}, "targetPort api is not declared"},
 		{"grace period below the drain time", "", "termination", func(t *testing.T, s *suite) {
-			deployment(t, s, "store").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr(int64(30))
+			deployment(t, s, "store").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr(int64(20))
 		}, "is not longer than the preStop pause"},
 		{"drain time raised past the grace period", "", "termination", func(t *testing.T, s *suite) {
 			configMapByBase(t, s, "ingest-config").Data["SHUTDOWN_TIMEOUT"] = "60s"

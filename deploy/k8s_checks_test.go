@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -452,42 +451,21 @@ func checkServices(s *suite) []error {
 	return errs
 }
 
-// Shutdown waits in the service binaries that no setting changes: the NATS
-// connection drain (stream.Drain(nc, 10*time.Second) in the run functions of
-// ingest, store and notifier), and the 5 s a consumer is given to stop, in
-// store (after STORE_BATCH_WAIT) and notifier, where a delivery's audit
-// record also gets 5 s beyond NOTIFY_TIMEOUT.
-const (
-	natsDrainWait    = 10 * time.Second
-	consumerStopWait = 5 * time.Second
-)
+// natsDrainMin is the least time a binary gives its NATS connection to
+// drain once its shutdown timeout is used up (minDrain in pkg/service).
+const natsDrainMin = time.Second
 
 // drainTime is how long a binary may take to stop after SIGTERM with the
-// settings in env.
+// settings in env. Every binary stops through pkg/service: HTTP requests,
+// the parts' work in hand and the NATS drain all fit in SHUTDOWN_TIMEOUT,
+// and NATS gets at least natsDrainMin beyond it.
 func (s *suite) drainTime(bin string, env map[string]envVar) (time.Duration, error) {
-	var errs []error
-	d := func(name string) time.Duration {
-		v, err := s.durationSetting(bin, env, name)
-		errs = append(errs, err)
-		return v
-	}
-	var total time.Duration
 	switch bin {
-	case "ingest":
-		// HTTP requests (the NATS request handlers stop meanwhile), then NATS.
-		total = d("SHUTDOWN_TIMEOUT") + natsDrainWait
-	case "query":
-		total = d("SHUTDOWN_TIMEOUT")
-	case "store":
-		// The consumer stops, the last batch is inserted, then NATS.
-		total = d("STORE_BATCH_WAIT") + consumerStopWait + d("STORE_INSERT_TIMEOUT") + natsDrainWait
-	case "notifier":
-		// The consumers stop, deliveries in flight finish, then NATS.
-		total = consumerStopWait + d("NOTIFY_TIMEOUT") + consumerStopWait + natsDrainWait
-	default:
-		errs = append(errs, fmt.Errorf("no drain time known for %s", bin))
+	case "ingest", "query", "store", "notifier":
+		d, err := s.durationSetting(bin, env, "SHUTDOWN_TIMEOUT")
+		return d + natsDrainMin, err
 	}
-	return total, errors.Join(errs...)
+	return 0, fmt.Errorf("no drain time known for %s", bin)
 }
 
 // checkTermination: every EventSync pod pauses in preStop (sleep, no shell

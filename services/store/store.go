@@ -36,6 +36,9 @@ type Config struct {
 	BatchWait     time.Duration // longest wait to fill a batch; default 200 ms
 	InsertTimeout time.Duration // one insert attempt; default 30 s
 	AckWait       time.Duration // JetStream redelivers after this; must exceed InsertTimeout
+	// ShutdownTimeout bounds the last batch's insert on a graceful stop;
+	// not a flag: the process's --shutdown-timeout. Default 20 s.
+	ShutdownTimeout time.Duration
 }
 
 // Flags defines the store settings on fs.
