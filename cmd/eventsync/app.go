@@ -52,7 +52,7 @@ func (c *config) flags(fs *conf.Set) {
 	fs.String(&c.DataDir, "data-dir", "DATA_DIR", "./data", "where JetStream and the embedded store keep their files")
 	fs.String(&c.ClickHouseURL, "clickhouse-url", "CLICKHOUSE_URL", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/eventsync; empty: embedded store in the data dir")
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
-	fs.Stream(&c.Stream)
+	c.Stream.Flags(fs)
 	c.Ingest.Flags(fs)
 	// Auth defaults to none while everything listens on loopback (see
 	// checkExposure); browsers on any origin may send, like a dev server.

@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
-
-	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // Set is a flag set whose defaults come from the environment.
@@ -148,13 +146,4 @@ func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// Stream defines the flags that size the EVENTS stream; every service has
-// them because whichever starts first creates the stream.
-func (s *Set) Stream(c *stream.Config) {
-	s.Duration(&c.MaxAge, "max-age", "STREAM_MAX_AGE", 7*24*time.Hour, "how long JetStream keeps events")
-	s.Int64(&c.MaxBytes, "max-bytes", "STREAM_MAX_BYTES", -1, "size limit of the EVENTS stream in bytes (-1: unlimited); when full, ingest answers 503")
-	s.Duration(&c.Duplicates, "dedupe-window", "STREAM_DEDUPE_WINDOW", 10*time.Minute, "window in which a repeated event id is answered as a duplicate")
-	s.Int(&c.Replicas, "replicas", "STREAM_REPLICAS", 1, "stream replicas (3 in a NATS cluster)")
 }

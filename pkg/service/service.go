@@ -128,7 +128,7 @@ func (c *Common) flags(fs *conf.Set, p *Program) {
 	fs.Bool(&c.AccessLog, "access-log", "ACCESS_LOG", true, "log every HTTP request at info level")
 	fs.String(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", p.CORSOrigins, "origins browser apps may call the API from, comma-separated; * for any; empty: none")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "how long to finish requests and work in hand on shutdown")
-	fs.Stream(&c.Stream)
+	c.Stream.Flags(fs)
 }
 
 func (c *Common) validate() error {
