@@ -6,16 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
 	"github.com/eventsync/eventsync/pkg/chtest"
 	"github.com/eventsync/eventsync/pkg/event"
-	"github.com/eventsync/eventsync/services/notifier"
 )
 
 // backends are the store choices of the all-in-one: embedded, and
@@ -28,32 +27,14 @@ var backends = []struct {
 	{"clickhouse", func(t *testing.T) string { return chtest.DSN(t) }},
 }
 
-// startApp starts the all-in-one on free loopback ports and stops it when
-// the test ends (or when the returned stop is called).
+// startApp starts the all-in-one on free loopback ports with the test
+// settings of apptest.Fast and stops it when the test ends (or when the
+// returned stop is called).
 func startApp(t *testing.T, dataDir, chURL string) (base string, stop func()) {
 	t.Helper()
-	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: dataDir, ClickHouseURL: chURL}
-	cfg.Store.BatchWait = 20 * time.Millisecond
-	cfg.Notifier.AllowNets = "127.0.0.0/8,::1/128" // webhook receivers are loopback test servers
-	cfg.Notifier.Schedule = notifier.Schedule{0, 50 * time.Millisecond, 100 * time.Millisecond}
-	a, err := start(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return "http://" + a.HTTPAddr(), stop
+	args := append([]string{"--data-dir", dataDir, "--clickhouse-url", chURL}, apptest.Fast...)
+	r := apptest.Start(t, nil, args...)
+	return r.Base, r.Stop
 }
 
 func post(t *testing.T, url, contentType, body string) map[string]any {

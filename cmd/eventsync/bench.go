@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/app"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/natsembed"
 )
@@ -69,6 +70,7 @@ type benchConfig struct {
 	CPUProfile      string
 	KeepDB          bool
 	LogLevel        string
+	Sync            string
 	Deliveries      deliveryConfig
 }
 
@@ -87,6 +89,7 @@ func (c *benchConfig) flags(fs *conf.Set) {
 	fs.String(&c.CPUProfile, "cpuprofile", "BENCH_CPUPROFILE", "", "write a CPU profile of the whole process during each end-to-end array phase to this file (with several targets: <file>.<target>)")
 	fs.Bool(&c.KeepDB, "keep-db", "BENCH_KEEP_DB", false, "keep the ClickHouse database afterwards instead of dropping it")
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "error", "log level of the EventSync services under test: debug, info, warn, error")
+	fs.String(&c.Sync, "nats-sync", "NATS_SYNC", "2m", "how often JetStream flushes to disk, for the raw benchmark and the all-in-one: a duration, or always (every write)")
 	c.Deliveries.flags(fs)
 }
 
@@ -196,7 +199,11 @@ func benchRaw(ctx context.Context, bc benchConfig) (rawResult, error) {
 		return rawResult{}, err
 	}
 	defer os.RemoveAll(dir)
-	ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: -1, StoreDir: dir, Name: "bench-raw"})
+	sync, err := natsembed.ParseSync(bc.Sync)
+	if err != nil {
+		return rawResult{}, err
+	}
+	ns, err := natsembed.Start(natsembed.Config{Host: "127.0.0.1", Port: -1, StoreDir: dir, Name: "bench-raw", Sync: sync})
 	if err != nil {
 		return rawResult{}, err
 	}
@@ -261,8 +268,7 @@ func benchTarget(ctx context.Context, bc benchConfig, target, profile string, ra
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: dir, LogLevel: bc.LogLevel}
-	cfg.Stream.Replicas = 1
+	args := []string{"--data-dir", dir}
 	storeName := "embedded store"
 	if target == targetClickHouse {
 		dsn, drop, err := freshDatabase(ctx, bc.ClickHouseURL)
@@ -272,25 +278,15 @@ func benchTarget(ctx context.Context, bc benchConfig, target, profile string, ra
 		if !bc.KeepDB {
 			defer drop()
 		}
-		cfg.ClickHouseURL = dsn
+		args = append(args, "--clickhouse-url", dsn)
 		storeName = "ClickHouse, database " + databaseOf(dsn)
 	}
-
-	a, err := start(ctx, cfg, log)
+	base, stop, err := startAllInOne(ctx, bc, w, args...)
 	if err != nil {
-		return fmt.Errorf("start eventsync: %w", err)
+		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-runErr; err != nil {
-			fmt.Fprintf(w, "  (eventsync stopped with: %v)\n", err)
-		}
-	}()
+	defer stop()
 
-	base := "http://" + a.HTTPAddr()
 	hc := newHTTPClient(max(bc.Producers, bc.SingleProducers) + 2)
 	if err := waitReady(ctx, hc, base); err != nil {
 		return err
@@ -986,4 +982,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startAllInOne starts `eventsync run` in this process on free loopback
+// ports with args, logging to w at the bench's log level, and returns its
+// base URL once it is ready.
+func startAllInOne(ctx context.Context, bc benchConfig, w io.Writer, args ...string) (base string, stop func(), err error) {
+	args = append([]string{"--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:-1", "--log-level", bc.LogLevel, "--replicas", "1", "--nats-sync", bc.Sync}, args...)
+	a, err := app.Start(ctx, args, func(string) string { return "" }, w, "bench")
+	if err != nil {
+		return "", nil, fmt.Errorf("start eventsync: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(runCtx) }()
+	stop = func() {
+		cancel()
+		if err := <-runErr; err != nil {
+			fmt.Fprintf(w, "  (eventsync stopped with: %v)\n", err)
+		}
+	}
+	select {
+	case <-a.Started():
+	case <-ctx.Done():
+		stop()
+		return "", nil, ctx.Err()
+	}
+	return "http://" + a.HTTPAddr(), stop, nil
 }

@@ -85,25 +85,12 @@ func benchDeliveries(ctx context.Context, bc benchConfig, log *slog.Logger, w io
 		return err
 	}
 	defer os.RemoveAll(dir)
-	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: dir, LogLevel: bc.LogLevel}
-	cfg.Stream.Replicas = 1
-	cfg.Notifier.AllowNets = "127.0.0.0/8,::1/128" // the receiver is on loopback
-
-	a, err := start(ctx, cfg, log)
+	// The receiver is on loopback.
+	base, stop, err := startAllInOne(ctx, bc, w, "--data-dir", dir, "--notify-allow-nets", "127.0.0.0/8,::1/128")
 	if err != nil {
-		return fmt.Errorf("start eventsync: %w", err)
+		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-runErr; err != nil {
-			fmt.Fprintf(w, "  (eventsync stopped with: %v)\n", err)
-		}
-	}()
-
-	base := "http://" + a.HTTPAddr()
+	defer stop()
 	hc := newHTTPClient(dc.Producers + 2)
 	if err := waitReady(ctx, hc, base); err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/app"
 	"github.com/eventsync/eventsync/pkg/client"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/webhook"
@@ -585,10 +585,9 @@ func exampleApp() (base string, stop func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: dir}
-	cfg.Store.BatchWait = 20 * time.Millisecond
-	cfg.Notifier.AllowNets = "127.0.0.0/8,::1/128" // the example's webhook receiver is local
-	a, err := start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	args := []string{"--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:-1", "--data-dir", dir, "--log-level", "error",
+		"--batch-wait", "20ms", "--notify-allow-nets", "127.0.0.0/8,::1/128"} // the example's webhook receiver is local
+	a, err := app.Start(context.Background(), args, func(string) string { return "" }, io.Discard, "example")
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, err
@@ -596,6 +595,13 @@ func exampleApp() (base string, stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-a.Started():
+	case err := <-done:
+		cancel()
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
 	return "http://" + a.HTTPAddr(), func() {
 		cancel()
 		<-done

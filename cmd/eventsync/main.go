@@ -15,8 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventsync/eventsync/pkg/conf"
-	"github.com/eventsync/eventsync/pkg/httpserve"
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/app"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -87,7 +86,7 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "run":
-		return runAll(ctx, rest, getenv, stdout)
+		return app.Main(ctx, rest, getenv, stdout, version)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout)
 	case "producers":
@@ -95,7 +94,7 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 	case "send", "tail", "query", "sessions", "stats", "subs", "consumers":
 		return runClient(ctx, cmd, rest, console{in: stdin, out: stdout, err: stderr, getenv: getenv})
 	case "healthcheck":
-		return healthcheck(ctx, rest, getenv, stdout)
+		return app.Healthcheck(ctx, rest, getenv, stdout)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "eventsync", version)
 		return nil
@@ -108,14 +107,4 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
-}
-
-// healthcheck is the healthcheck mode, for container health checks: it
-// probes /readyz on the address `eventsync run` listens on with the same
-// environment. Defining run's flags sets their values from the environment
-// or the defaults, so the address is read exactly as run reads it.
-func healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var cfg config
-	cfg.flags(conf.New("eventsync run", getenv, io.Discard))
-	return httpserve.Healthcheck(ctx, "eventsync", args, getenv, stdout, cfg.HTTPAddr)
 }

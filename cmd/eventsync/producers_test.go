@@ -2,18 +2,15 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
 )
 
 const adminToken = "admin-token-for-cli-tests-0123456789"
@@ -22,30 +19,7 @@ const adminToken = "admin-token-for-cli-tests-0123456789"
 // as an operator sets it) and returns its HTTP base URL.
 func startAdmin(t *testing.T) string {
 	t.Helper()
-	env := map[string]string{"ADMIN_TOKEN": adminToken}
-	var cfg config
-	fs := conf.New("eventsync run", func(k string) string { return env[k] }, io.Discard)
-	cfg.flags(fs)
-	if err := fs.Parse([]string{"-http-addr", "127.0.0.1:0", "-nats-addr", "127.0.0.1:-1", "-data-dir", t.TempDir()}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := start(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	})
-	return "http://" + a.HTTPAddr()
+	return apptest.Start(t, map[string]string{"ADMIN_TOKEN": adminToken}).Base
 }
 
 // cli runs `eventsync producers args…` with the server and token in the

@@ -1,50 +1,24 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eventsync/eventsync/services/ingest"
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
 )
 
 // startSecured starts the all-in-one with producer authentication and an
 // admin token.
 func startSecured(t *testing.T) string {
 	t.Helper()
-	cfg := config{HTTPAddr: "127.0.0.1:0", NATSAddr: "127.0.0.1:-1", DataDir: t.TempDir()}
-	cfg.Guard = ingest.GuardConfig{Auth: ingest.AuthProducers, AdminToken: "admin-secret", ClaimOnFirstWrite: true}
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	a, err := start(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	})
-	return "http://" + a.HTTPAddr()
+	return apptest.Start(t, nil, "--auth", "producers", "--admin-token", "admin-secret", "--claim-on-first-write").Base
 }
 
 // call sends a request and returns the status and decoded JSON body.
@@ -202,29 +176,4 @@ func TestProducerTrustEndToEnd(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-func TestExposureChecks(t *testing.T) {
-	tests := []struct {
-		name     string
-		cfg      config
-		wantAuth string
-		wantErr  bool
-	}{
-		{"loopback defaults to no auth", config{HTTPAddr: "127.0.0.1:8080", NATSAddr: "127.0.0.1:4222"}, ingest.AuthNone, false},
-		{"public defaults to producers", config{HTTPAddr: ":8080", NATSAddr: "127.0.0.1:4222"}, ingest.AuthProducers, false},
-		{"public without auth refused", config{HTTPAddr: "0.0.0.0:8080", NATSAddr: "127.0.0.1:4222", Guard: ingest.GuardConfig{Auth: ingest.AuthNone}}, ingest.AuthNone, true},
-		{"public without auth, insecure", config{HTTPAddr: "0.0.0.0:8080", NATSAddr: "127.0.0.1:4222", Guard: ingest.GuardConfig{Auth: ingest.AuthNone}, Insecure: true}, ingest.AuthNone, false},
-		{"public nats refused", config{HTTPAddr: "127.0.0.1:8080", NATSAddr: "0.0.0.0:4222"}, ingest.AuthNone, true},
-		{"localhost is loopback", config{HTTPAddr: "localhost:8080", NATSAddr: "[::1]:4222"}, ingest.AuthNone, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := tt.cfg
-			err := checkExposure(&cfg)
-			if (err != nil) != tt.wantErr || cfg.Guard.Auth != tt.wantAuth {
-				t.Errorf("checkExposure(%s, %s) = %v, auth %q; want error %v, auth %q", tt.cfg.HTTPAddr, tt.cfg.NATSAddr, err, cfg.Guard.Auth, tt.wantErr, tt.wantAuth)
-			}
-		})
-	}
 }

@@ -38,14 +38,6 @@ type GuardConfig struct {
 	ClaimOnFirstWrite bool          // the first producer to write a category owns it
 	TokenLifetime     time.Duration // longest JWT lifetime (exp - iat)
 	ClockSkew         time.Duration // tolerated clock difference for JWT iat/exp
-	CORSOrigins       string        // origins browsers may send from, comma-separated; "*" for any; empty: none
-}
-
-// Flags defines the trust settings on fs with the given defaults of the
-// auth mode and the CORS origins.
-func (c *GuardConfig) Flags(fs *conf.Set, authDef, corsDef string) {
-	fs.String(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", corsDef, "origins browser apps may send events from, comma-separated; * for any; empty: none")
-	c.flags(fs, authDef)
 }
 
 // flags defines the trust settings on fs with the given default of the
@@ -145,17 +137,6 @@ func (g *Guard) CheckStartable() error {
 func (g *Guard) Mount(r chi.Router) {
 	producers.New(g.registry, g.cfg.AdminToken, g.log).Mount(r)
 	schemas.New(g.schemas, g.cfg.AdminToken, g.log).Mount(r)
-}
-
-// Origins returns the configured CORS origins.
-func (c GuardConfig) Origins() []string {
-	var out []string
-	for o := range strings.SplitSeq(c.CORSOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
 }
 
 // Describe says how requests are authenticated, for start-up logs.
