@@ -34,23 +34,6 @@ const (
 	HeaderSubscription = "EventSync-Subscription"
 )
 
-// DeliverySubject is the subject of a subscription's delivery attempts.
-func DeliverySubject(subscriptionID string) string { return "deliveries." + subscriptionID }
-
-// RedriveSubject is the subject of events queued again for a subscription.
-func RedriveSubject(subscriptionID string) string { return "redrive." + subscriptionID }
-
-// NotifyDeadLetterSubject is where the notifier parks an event it gave up
-// delivering: dlq.notify.<subscription id>.<tag>.
-func NotifyDeadLetterSubject(subscriptionID, tag string) string {
-	return "dlq.notify." + subscriptionID + "." + tag
-}
-
-// NotifyDeadLetterFilter selects a subscription's dead letters.
-func NotifyDeadLetterFilter(subscriptionID string) string {
-	return "dlq.notify." + subscriptionID + ".>"
-}
-
 // NotifyConsumer is the name of a subscription's durable consumer on EVENTS.
 func NotifyConsumer(subscriptionID string) string { return "notify-" + subscriptionID }
 
@@ -63,7 +46,7 @@ func DeliveriesConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        Deliveries,
 		Description: "EventSync delivery attempts, one subject per subscription",
-		Subjects:    []string{"deliveries.>"},
+		Subjects:    []string{deliveriesPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      maxAge(c),
@@ -78,7 +61,7 @@ func RedriveConfig(c Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        Redrive,
 		Description: "EventSync events queued again for one subscription (replays, dead-letter re-drives)",
-		Subjects:    []string{"redrive.>"},
+		Subjects:    []string{redrivePrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.WorkQueuePolicy,
 		MaxAge:      maxAge(c),

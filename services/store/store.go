@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,7 +82,7 @@ type jetStream interface {
 
 // DeliveriesDeadLetterSubject is where the store parks delivery attempts it
 // cannot decode.
-const DeliveriesDeadLetterSubject = "dlq." + stream.StoreDeliveriesConsumer
+const DeliveriesDeadLetterSubject = stream.StoreDeliveriesDeadLetterSubject
 
 // Service is the store service: one batching consumer for events and one
 // for delivery attempts.
@@ -145,8 +144,8 @@ func decodeAttempt(m jetstream.Msg) (delivery.Attempt, error) {
 	if err != nil {
 		return a, fmt.Errorf("metadata: %w", err)
 	}
-	sub, ok := strings.CutPrefix(m.Subject(), "deliveries.")
-	if !ok || sub == "" {
+	sub, ok := stream.SubscriptionOfDelivery(m.Subject())
+	if !ok {
 		return a, fmt.Errorf("subject %q does not name a subscription", m.Subject())
 	}
 	if err := delivery.Decode(m.Data(), &a); err != nil {
