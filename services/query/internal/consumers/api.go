@@ -127,29 +127,34 @@ type createRequest struct {
 	Start Start    `json:"start"`
 }
 
-// checkTags validates and normalizes a consumer's tag patterns (422).
+// checkTags validates and normalizes a consumer's tag patterns (422); see
+// subject.Normalize for what it does with duplicates and overlaps.
 func checkTags(tags []string) ([]string, error) {
-	if len(tags) == 0 {
-		return nil, problem.Invalid("/tags must have at least one pattern", problem.FieldError{Pointer: "/tags", Detail: "must have at least one pattern"})
-	}
 	if len(tags) > MaxTags {
 		detail := fmt.Sprintf("must have at most %d patterns", MaxTags)
 		return nil, problem.Invalid("/tags "+detail, problem.FieldError{Pointer: "/tags", Detail: detail})
 	}
-	var errs []problem.FieldError
-	for i, t := range tags {
-		if err := subject.ValidatePattern(t); err != nil {
-			errs = append(errs, problem.FieldError{Pointer: fmt.Sprintf("/tags/%d", i), Detail: fmt.Sprintf("%q %v", t, err)})
+	out, err := subject.Normalize(tags)
+	var (
+		invalid subject.PatternErrors
+		overlap *subject.OverlapError
+		errs    []problem.FieldError
+	)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, subject.ErrEmpty):
+		errs = append(errs, problem.FieldError{Pointer: "/tags", Detail: "must have at least one pattern"})
+	case errors.As(err, &invalid):
+		for _, e := range invalid {
+			errs = append(errs, problem.FieldError{Pointer: fmt.Sprintf("/tags/%d", e.Index), Detail: e.Error()})
 		}
+	case errors.As(err, &overlap):
+		errs = append(errs, problem.FieldError{Pointer: "/tags", Detail: overlap.Error() + "; combine them into one pattern or use two consumers"})
+	default:
+		return nil, err
 	}
-	if len(errs) > 0 {
-		return nil, problem.Invalid(errs[0].Pointer+" "+errs[0].Detail, errs...)
-	}
-	out, err := normalizeTags(tags)
-	if err != nil {
-		return nil, problem.Invalid("/tags "+err.Error(), problem.FieldError{Pointer: "/tags", Detail: err.Error()})
-	}
-	return out, nil
+	return nil, problem.Invalid(errs[0].Pointer+" "+errs[0].Detail, errs...)
 }
 
 // create is PUT /v1/consumers/{name}: 201 when created, 200 when it exists

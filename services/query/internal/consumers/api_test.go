@@ -109,28 +109,6 @@ func manyTags(n int) []string {
 	return out
 }
 
-func TestNormalizeTags(t *testing.T) {
-	tests := []struct {
-		in      []string
-		want    []string
-		wantErr bool
-	}{
-		{[]string{"B.*", "A.*"}, []string{"A.*", "B.*"}, false},
-		{[]string{"A.*", "A.*"}, []string{"A.*"}, false},
-		{[]string{"A.X", "A.*", "A.>"}, []string{"A.>"}, false},
-		{[]string{">", "A.X"}, []string{">"}, false},
-		{[]string{"A.*", "*.X"}, nil, true},
-		{[]string{"A.>", "*.X.Y"}, nil, true},
-		{[]string{"A.X", "B.X"}, []string{"A.X", "B.X"}, false},
-	}
-	for _, tt := range tests {
-		got, err := normalizeTags(tt.in)
-		if (err != nil) != tt.wantErr || !cmp.Equal(got, tt.want) {
-			t.Errorf("normalizeTags(%q) = %q, %v; want %q, error %t", tt.in, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 func TestStartJSON(t *testing.T) {
 	at := time.Date(2025, 3, 1, 12, 30, 0, 123456000, time.UTC)
 	tests := []struct {

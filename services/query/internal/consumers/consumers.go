@@ -197,44 +197,6 @@ func validName(name string) bool {
 	return true
 }
 
-// normalizeTags drops duplicates and patterns another pattern covers,
-// sorts what is left, and reports pairs that overlap without one covering
-// the other: NATS refuses a consumer whose filters overlap. The patterns
-// must be valid.
-func normalizeTags(tags []string) ([]string, error) {
-	var out []string
-	for _, t := range tags {
-		covered := false
-		for _, u := range tags {
-			if t != u && subject.Covers(u, t) && !(subject.Covers(t, u) && t > u) {
-				covered = true
-				break
-			}
-		}
-		if !covered && !slices.Contains(out, t) {
-			out = append(out, t)
-		}
-	}
-	slices.Sort(out)
-	for i, a := range out {
-		for _, b := range out[i+1:] {
-			if subject.Overlap(a, b) {
-				return nil, fmt.Errorf("tags %q and %q overlap (some tag matches both); combine them into one pattern or use two consumers", a, b)
-			}
-		}
-	}
-	return out, nil
-}
-
-// filters returns the filter subjects of tag patterns.
-func filters(tags []string) []string {
-	f := make([]string, len(tags))
-	for i, t := range tags {
-		f[i] = subject.Filter(t)
-	}
-	return f
-}
-
 // records keeps consumers in the key-value bucket, one key per name.
 type records struct {
 	kv jetstream.KeyValue
@@ -394,7 +356,7 @@ func openReader(ctx context.Context, st jetstream.Stream, tags []string, from ui
 	if !at.IsZero() {
 		cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &at
 	}
-	if f := filters(tags); len(f) == 1 {
+	if f := subject.Filters(tags); len(f) == 1 {
 		cfg.FilterSubject = f[0]
 	} else {
 		cfg.FilterSubjects = f
