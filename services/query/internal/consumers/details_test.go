@@ -16,7 +16,9 @@ func TestProblemDetails(t *testing.T) {
 	e.publish("ORDER.CREATED")
 	e.create("orders", []string{"ORDER.*"}, "all")
 	tags := []string{"ORDER.*"}
-	fe := func(ptr, detail string) []problem.FieldError { return []problem.FieldError{{Pointer: ptr, Detail: detail}} }
+	fe := func(ptr, detail string) []problem.FieldError {
+		return []problem.FieldError{{Pointer: ptr, Detail: detail}}
+	}
 
 	tests := []struct {
 		name   string
