@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/webhook"
 	"github.com/eventsync/eventsync/services/notifier/internal/sink"
 )
@@ -106,8 +109,14 @@ func (s *Service) create(r *http.Request) (response, error) {
 		Batch:       in.Batch,
 		State:       Active,
 	}
-	if err := s.validate(r.Context(), sub); err != nil {
-		return response{}, err
+	errs := s.check(r.Context(), sub)
+	if in.Secret != "" {
+		if _, err := webhook.ParseSecret(in.Secret); err != nil {
+			errs = append(errs, problem.FieldError{Pointer: "/secret", Detail: secretRule})
+		}
+	}
+	if len(errs) > 0 {
+		return response{}, invalid(errs)
 	}
 	secret := in.Secret
 	if secret == "" {
@@ -115,8 +124,6 @@ func (s *Service) create(r *http.Request) (response, error) {
 		if secret, err = webhook.NewSecret(); err != nil {
 			return response{}, err
 		}
-	} else if _, err := webhook.ParseSecret(secret); err != nil {
-		return response{}, problem.Invalid("secret "+err.Error(), problem.FieldError{Pointer: "/secret", Detail: err.Error()})
 	}
 	id, err := newID()
 	if err != nil {
@@ -142,8 +149,20 @@ func (s *Service) create(r *http.Request) (response, error) {
 	return response{http.StatusCreated, withSecret{sub, secret}}, nil
 }
 
-// validate checks and normalizes a subscription's user-set fields.
-func (s *Service) validate(ctx context.Context, sub *Subscription) error {
+// secretRule is what a signing secret given at creation must be.
+var secretRule = fmt.Sprintf("must be %s followed by the base64 of %d to %d random bytes; leave it out to have one generated",
+	webhook.SecretPrefix, webhook.MinSecretSize, webhook.MaxSecretSize)
+
+// invalid is the 422 of a request that breaks the rules in errs; the
+// detail repeats the first.
+func invalid(errs []problem.FieldError) error {
+	return problem.Invalid(errs[0].Pointer+" "+errs[0].Detail, errs...)
+}
+
+// check normalizes a subscription's user-set fields and lists the rules
+// they break. Creation and PATCH both go through it, so a subscription
+// obeys the same rules however it got its fields.
+func (s *Service) check(ctx context.Context, sub *Subscription) []problem.FieldError {
 	var errs []problem.FieldError
 	add := func(ptr, detail string) { errs = append(errs, problem.FieldError{Pointer: ptr, Detail: detail}) }
 
@@ -172,51 +191,29 @@ func (s *Service) validate(ctx context.Context, sub *Subscription) error {
 		add("/type", "must be webhook, slack or email")
 	}
 
-	if len(sub.Tags) == 0 {
-		add("/tags", "is required: at least one tag pattern such as DATABASE.* or TEST.>")
-	} else if len(sub.Tags) > MaxTags {
-		add("/tags", fmt.Sprintf("must have at most %d patterns", MaxTags))
-	} else {
-		valid := true
-		for i, t := range sub.Tags {
-			if err := subject.ValidatePattern(t); err != nil {
-				add(fmt.Sprintf("/tags/%d", i), fmt.Sprintf("%q %v", t, err))
-				valid = false
-			}
-		}
-		if valid {
-			tags, err := normalizeTags(sub.Tags)
-			if err != nil {
-				add("/tags", err.Error())
-			}
-			sub.Tags = tags
-		}
+	tags, tagErrs := checkTags(sub.Tags)
+	if tagErrs == nil {
+		sub.Tags = tags
 	}
+	errs = append(errs, tagErrs...)
 
 	if len(sub.Headers) > MaxHeaders {
 		add("/headers", fmt.Sprintf("must have at most %d headers", MaxHeaders))
 	}
-	for k, v := range sub.Headers {
-		if err := checkHeader(k, v); err != nil {
-			add("/headers/"+k, err.Error())
+	for _, k := range slices.Sorted(maps.Keys(sub.Headers)) {
+		if err := checkHeader(k, sub.Headers[k]); err != nil {
+			add("/headers/"+pointerEscaper.Replace(k), err.Error())
 		}
 	}
 	if len(sub.Description) > 1024 {
 		add("/description", "must be at most 1024 bytes")
 	}
-	if b := sub.Batch; b != nil {
-		if b.MaxEvents < 1 || b.MaxEvents > MaxBatchEvents {
-			add("/batch/max_events", fmt.Sprintf("must be between 1 and %d", MaxBatchEvents))
-		}
-		if b.MaxWaitMS < 0 || b.MaxWaitMS > MaxBatchWait {
-			add("/batch/max_wait_ms", fmt.Sprintf("must be between 0 and %d", MaxBatchWait))
-		}
-	}
-	if len(errs) > 0 {
-		return problem.Invalid(errs[0].Pointer+" "+errs[0].Detail, errs...)
-	}
-	return nil
+	errs = append(errs, checkBatch(sub.Batch)...)
+	return errs
 }
+
+// pointerEscaper escapes a member name for a JSON pointer (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // reservedHeaders are set by the notifier and cannot be overridden.
 var reservedHeaders = map[string]bool{
@@ -227,18 +224,18 @@ var reservedHeaders = map[string]bool{
 
 func checkHeader(name, value string) error {
 	if name == "" || len(name) > 256 {
-		return errors.New("header names must be 1-256 bytes")
+		return errors.New("is not a valid header name: names are 1 to 256 bytes")
 	}
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
-			return errors.New("is not a valid header name")
+			return errors.New("is not a valid header name: names hold ASCII letters, digits and !#$%&'*+-.^_`|~")
 		}
 	}
 	if reservedHeaders[strings.ToLower(name)] {
 		return errors.New("is set by EventSync and cannot be overridden")
 	}
 	if len(value) > 4096 || strings.ContainsAny(value, "\r\n\x00") {
-		return errors.New("values must be at most 4096 bytes without CR, LF or NUL")
+		return errors.New("must be at most 4096 bytes without CR, LF or NUL")
 	}
 	return nil
 }
@@ -262,15 +259,47 @@ func (s *Service) get(r *http.Request) (response, error) {
 	return response{http.StatusOK, sub}, nil
 }
 
-// patchRequest is the body of PATCH /v1/subscriptions/{id}: members present
-// replace the stored ones.
+// patchRequest is the body of PATCH /v1/subscriptions/{id}. A member left
+// out keeps the stored value; a member given replaces it (batch and
+// headers whole); null resets it to what creating without it gives: no
+// batching, no headers, no description, the type derived from the URL.
+// url and tags are required and cannot be null. The result is checked by
+// the same rules as a creation.
 type patchRequest struct {
-	URL         *string            `json:"url"`
-	Type        *Type              `json:"type"`
-	Tags        *[]string          `json:"tags"`
-	Description *string            `json:"description"`
-	Headers     *map[string]string `json:"headers"`
-	Batch       *Batch             `json:"batch"`
+	URL         member[string]            `json:"url"`
+	Type        member[Type]              `json:"type"`
+	Tags        member[[]string]          `json:"tags"`
+	Description member[string]            `json:"description"`
+	Headers     member[map[string]string] `json:"headers"`
+	Batch       member[Batch]             `json:"batch"`
+}
+
+// member is a member of a PATCH body: left out, null, or a value.
+type member[T any] struct {
+	set   bool // present in the body, null or not
+	value *T   // nil for null
+}
+
+// UnmarshalJSONFrom records that the member is present, then decodes it
+// (null leaves value nil).
+func (m *member[T]) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	m.set = true
+	return jsonv2.UnmarshalDecode(dec, &m.value)
+}
+
+// null reports whether the member is present and null.
+func (m member[T]) null() bool { return m.set && m.value == nil }
+
+// apply sets *dst from the member: the value, or zero for null.
+func (m member[T]) apply(dst *T) {
+	if !m.set {
+		return
+	}
+	var zero T
+	if m.value != nil {
+		zero = *m.value
+	}
+	*dst = zero
 }
 
 func (s *Service) patch(r *http.Request) (response, error) {
@@ -278,31 +307,30 @@ func (s *Service) patch(r *http.Request) (response, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return response{}, err
 	}
+	var nulls []problem.FieldError
+	for _, m := range []struct {
+		ptr  string
+		null bool
+	}{{"/url", in.URL.null()}, {"/tags", in.Tags.null()}} {
+		if m.null {
+			nulls = append(nulls, problem.FieldError{Pointer: m.ptr, Detail: "is required and cannot be null; leave it out to keep it"})
+		}
+	}
+	if len(nulls) > 0 {
+		return response{}, invalid(nulls)
+	}
 	id := chi.URLParam(r, "id")
 	sub, err := s.subs.update(r.Context(), id, func(sub *Subscription) error {
-		if in.URL != nil {
-			sub.URL = *in.URL
+		in.URL.apply(&sub.URL)
+		in.Type.apply(&sub.Type)
+		in.Tags.apply(&sub.Tags)
+		in.Description.apply(&sub.Description)
+		in.Headers.apply(&sub.Headers)
+		if in.Batch.set {
+			sub.Batch = in.Batch.value
 		}
-		if in.Type != nil {
-			sub.Type = *in.Type
-		}
-		if in.Tags != nil {
-			sub.Tags = *in.Tags
-		}
-		if in.Description != nil {
-			sub.Description = *in.Description
-		}
-		if in.Headers != nil {
-			sub.Headers = *in.Headers
-		}
-		if in.Batch != nil {
-			sub.Batch = in.Batch
-			if in.Batch.MaxEvents <= 1 && in.Batch.MaxWaitMS == 0 {
-				sub.Batch = nil // {"max_events": 1} turns batching off
-			}
-		}
-		if err := s.validate(r.Context(), sub); err != nil {
-			return err
+		if errs := s.check(r.Context(), sub); len(errs) > 0 {
+			return invalid(errs)
 		}
 		// New tags take effect on the consumer now, so that the answer
 		// reflects what is delivered from here on.

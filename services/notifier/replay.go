@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,6 +14,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/pkg/subject"
 )
 
 // Replays copy events into the REDRIVE stream on the subscription's own
@@ -59,7 +59,7 @@ func (s *Service) replay(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters(sub.Tags)}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: subject.Filters(sub.Tags)}
 	if in.SinceSeq != nil {
 		if *in.SinceSeq >= last {
 			return response{http.StatusAccepted, replayed{}}, nil
@@ -102,11 +102,11 @@ func (s *Service) replay(r *http.Request) (response, error) {
 func (s *Service) redriveDeadLetters(r *http.Request) (response, error) {
 	ctx := r.Context()
 	id := r.URL.Query().Get("subscription")
-	filter := "dlq.notify.>"
+	filter := stream.AllNotifyDeadLetters
 	if id != "" {
 		if _, _, err := s.subs.get(ctx, id); err != nil {
 			if errors.Is(err, errNotFound) {
-				return response{}, problem.BadParam("subscription", "names no subscription")
+				return response{}, problem.BadParam("subscription", "must be the id of an existing subscription")
 			}
 			return response{}, err
 		}
@@ -124,13 +124,11 @@ func (s *Service) redriveDeadLetters(r *http.Request) (response, error) {
 	var res replayed
 	var queued []uint64 // DLQ sequences to delete once their copies are stored
 	err = s.copyAll(ctx, cons, last, func(c *copier, m jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
-		// dlq.notify.<subscription>.<tag…>
-		toks := strings.SplitN(m.Subject(), ".", 4)
-		if len(toks) < 4 {
+		sid, _, valid := stream.ParseNotifyDeadLetter(m.Subject())
+		if !valid {
 			res.Skipped++
 			return true, nil
 		}
-		sid := toks[2]
 		ok, seen := exists[sid]
 		if !seen {
 			_, _, err := s.subs.get(ctx, sid)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/webhook"
 )
@@ -45,10 +46,37 @@ const (
 	defaultWait    = 1000   // ms, when a batch gives no wait
 )
 
-// Batch asks for several events per request.
+// Batch asks for several events per request: a JSON array of up to
+// MaxEvents events, sent when that many are waiting or MaxWaitMS after the
+// first of them. The rule is the same at creation and in PATCH:
+//
+//   - max_events is 1 to MaxBatchEvents; 1 sends every event alone, as a
+//     single object, like no batching. 0 is refused: a batch object asks
+//     for batching, and a missing or zero max_events is a mistake to
+//     report, not a request to turn batching off.
+//   - max_wait_ms is 0 to MaxBatchWait; 0 (or leaving it out) means 1000.
+//   - "batch": null, or no batch at creation, means no batching; null is
+//     the one way to turn batching off. A batch object in PATCH replaces
+//     the stored one whole.
 type Batch struct {
 	MaxEvents int `json:"max_events"`
 	MaxWaitMS int `json:"max_wait_ms"`
+}
+
+// checkBatch lists what b breaks of the batch rule; nil is no batching.
+func checkBatch(b *Batch) []problem.FieldError {
+	if b == nil {
+		return nil
+	}
+	var errs []problem.FieldError
+	if b.MaxEvents < 1 || b.MaxEvents > MaxBatchEvents {
+		errs = append(errs, problem.FieldError{Pointer: "/batch/max_events", Detail: fmt.Sprintf(
+			"must be from 1 to %d (use \"batch\": null for no batching)", MaxBatchEvents)})
+	}
+	if b.MaxWaitMS < 0 || b.MaxWaitMS > MaxBatchWait {
+		errs = append(errs, problem.FieldError{Pointer: "/batch/max_wait_ms", Detail: fmt.Sprintf("must be from 0 to %d", MaxBatchWait)})
+	}
+	return errs
 }
 
 // Subscription is a subscriber's request: events whose tags match Tags go to
@@ -169,41 +197,35 @@ func validID(id string) bool {
 	return len(id) > 4
 }
 
-// normalizeTags drops duplicates and patterns another pattern covers, and
-// reports pairs that overlap without one covering the other: NATS refuses
-// a consumer with overlapping filters.
-func normalizeTags(tags []string) ([]string, error) {
-	var out []string
-	for _, t := range tags {
-		covered := false
-		for _, u := range tags {
-			if t != u && subject.Covers(u, t) && !(subject.Covers(t, u) && t > u) {
-				covered = true
-				break
-			}
-		}
-		if !covered && !slices.Contains(out, t) {
-			out = append(out, t)
-		}
+// checkTags validates and normalizes a subscription's tag patterns; see
+// subject.Normalize for what it does with duplicates and overlaps.
+func checkTags(tags []string) ([]string, []problem.FieldError) {
+	if len(tags) > MaxTags {
+		return nil, []problem.FieldError{{Pointer: "/tags", Detail: fmt.Sprintf("must have at most %d patterns", MaxTags)}}
 	}
-	for i, a := range out {
-		for _, b := range out[i+1:] {
-			if subject.Overlap(a, b) {
-				return nil, fmt.Errorf("tags %q and %q overlap (some tag matches both); combine them into one pattern or use two subscriptions", a, b)
-			}
+	out, err := subject.Normalize(tags)
+	var (
+		invalid subject.PatternErrors
+		overlap *subject.OverlapError
+	)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.As(err, &invalid):
+		errs := make([]problem.FieldError, len(invalid))
+		for i, e := range invalid {
+			errs[i] = problem.FieldError{Pointer: fmt.Sprintf("/tags/%d", e.Index), Detail: e.Error()}
 		}
+		return nil, errs
+	case errors.As(err, &overlap):
+		return nil, []problem.FieldError{{Pointer: "/tags", Detail: overlap.Error() + "; combine them into one pattern or use two subscriptions"}}
+	default: // subject.ErrEmpty
+		return nil, []problem.FieldError{{Pointer: "/tags", Detail: "is required: at least one tag pattern such as DATABASE.* or TEST.>"}}
 	}
-	return out, nil
 }
 
-// filters returns the consumer filter subjects of tag patterns.
-func filters(tags []string) []string {
-	f := make([]string, len(tags))
-	for i, t := range tags {
-		f[i] = subject.Filter(t)
-	}
-	return f
-}
+// filters returns the consumer filter subjects of a subscription's tags.
+func filters(tags []string) []string { return subject.Filters(tags) }
 
 // errNotFound means no subscription has the id.
 var errNotFound = errors.New("subscription not found")
