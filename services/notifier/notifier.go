@@ -25,6 +25,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/netguard"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/services/notifier/internal/sink"
 )
 
@@ -461,7 +462,7 @@ func (s *Service) liveConfig(sub *Subscription) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:        stream.NotifyConsumer(sub.ID),
 		Description:    "deliveries for subscription " + sub.ID,
-		FilterSubjects: filters(sub.Tags),
+		FilterSubjects: subject.Filters(sub.Tags),
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        s.cfg.AckWait,
 		MaxAckPending:  s.cfg.MaxPending,

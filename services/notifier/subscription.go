@@ -224,9 +224,6 @@ func checkTags(tags []string) ([]string, []problem.FieldError) {
 	}
 }
 
-// filters returns the consumer filter subjects of a subscription's tags.
-func filters(tags []string) []string { return subject.Filters(tags) }
-
 // errNotFound means no subscription has the id.
 var errNotFound = errors.New("subscription not found")
 
