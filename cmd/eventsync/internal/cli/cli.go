@@ -1,4 +1,7 @@
-package main
+// Package cli is the EventSync command-line client: send, tail, query,
+// sessions, stats, subs, consumers and producers, each talking to a
+// running EventSync through its HTTP API (package client).
+package cli
 
 import (
 	"context"
@@ -14,12 +17,12 @@ import (
 	"golang.org/x/term"
 )
 
-// console is what a client command reads and writes, and what it knows of
-// them.
-type console struct {
-	in       io.Reader
-	out, err io.Writer
-	getenv   func(string) string
+// Console is what a client command reads and writes, and what it knows of
+// its environment.
+type Console struct {
+	In       io.Reader // where send reads events from; nil: nothing
+	Out, Err io.Writer
+	Getenv   func(string) string
 }
 
 // terminal reports whether w is a terminal.
@@ -30,14 +33,14 @@ func terminal(w io.Writer) bool {
 
 // color reports whether to color what goes to stdout: only on a terminal,
 // and never when NO_COLOR is set (https://no-color.org).
-func (c console) color() bool {
-	return c.getenv("NO_COLOR") == "" && terminal(c.out)
+func (c Console) color() bool {
+	return c.Getenv("NO_COLOR") == "" && terminal(c.Out)
 }
 
 // progress reports whether to draw progress bars: on stderr, when both
 // stdout and stderr are terminals.
-func (c console) progress() bool {
-	return terminal(c.out) && terminal(c.err)
+func (c Console) progress() bool {
+	return terminal(c.Out) && terminal(c.Err)
 }
 
 // apiFlags are the flags of every command that talks to a server.
@@ -76,8 +79,8 @@ func (a *apiFlags) client() (*client.Client, error) {
 }
 
 // command is the flag set of one client command with its help text.
-func command(name, synopsis, about string, con console) (*conf.Set, *apiFlags) {
-	fs := conf.New("eventsync "+name, con.getenv, con.out)
+func command(name, synopsis, about string, con Console) (*conf.Set, *apiFlags) {
+	fs := conf.New("eventsync "+name, con.Getenv, con.Out)
 	f := fs.FlagSet()
 	f.Usage = func() {
 		fmt.Fprintf(f.Output(), "Usage:\n  eventsync %s\n\n%s\nFlags:\n", synopsis, about)
@@ -183,8 +186,17 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-// runClient runs one of the client commands.
-func runClient(ctx context.Context, cmd string, args []string, con console) error {
+// Has reports whether cmd names a client command.
+func Has(cmd string) bool {
+	switch cmd {
+	case "send", "tail", "query", "sessions", "stats", "subs", "consumers", "producers":
+		return true
+	}
+	return false
+}
+
+// Run runs the client command cmd with its arguments.
+func Run(ctx context.Context, cmd string, args []string, con Console) error {
 	switch cmd {
 	case "send":
 		return runSend(ctx, args, con)
@@ -200,6 +212,38 @@ func runClient(ctx context.Context, cmd string, args []string, con console) erro
 		return runSubs(ctx, args, con)
 	case "consumers":
 		return runConsumers(ctx, args, con)
+	case "producers":
+		return runProducers(ctx, args, con.Getenv, con.Out)
 	}
 	return fmt.Errorf("unknown command %q", cmd)
 }
+
+// Usage describes the client commands, for the usage of eventsync.
+const Usage = `Client commands, against a running EventSync:
+  eventsync send --tag CATEGORY.CODE --message TEXT [--session ID --source S --severity LEVEL
+                 --data JSON --id ID --timestamp T --category C --code C]
+  eventsync send [--file PATH]      events from a file or stdin: JSON array, object or NDJSON
+  eventsync tail [--tag PATTERN] [--since SEQ]                 follow events live (Ctrl-C ends)
+  eventsync query [--tag PATTERN --category C --code C --session ID --source S --severity LEVEL
+                  --from T --to T --since SEQ --limit N --order asc|desc]
+  eventsync sessions SESSION_ID     the events of one session
+  eventsync stats [--from T --to T --bucket minute|hour|day --tag PATTERN]
+  eventsync subs list | get ID | delete ID
+  eventsync subs create --url URL --tags PATTERNS [--type webhook|slack|email --description TEXT
+                        --header 'Name: value' --secret S --batch-events N --batch-wait D]
+  eventsync subs replay ID (--since-seq N | --from T [--to T])
+  eventsync consumers list | get NAME | delete NAME
+  eventsync consumers create NAME --tags PATTERNS [--start new|all|SEQ|TIME]
+  eventsync consumers next NAME [--limit N --wait D --ack]
+  eventsync consumers ack NAME SEQ | seek NAME SEQ
+  eventsync producers <cmd>         create, list, change and rotate producers (admin API)
+
+Every client command takes:
+  --server URL      base URL of the HTTP API [$EVENTSYNC_SERVER] (default http://127.0.0.1:8080)
+  --token T         producer credential: an API key esk_… (Bearer) or id:password (Basic) [$EVENTSYNC_TOKEN]
+  --admin-token T   admin token, for the admin endpoints [$EVENTSYNC_ADMIN_TOKEN]
+  --json            print JSON instead of text (events as one JSON object a line)
+Times (T) are RFC 3339, a date (2006-01-02) or a duration ago (15m, 24h). Tag patterns use
+NATS wildcards: * is one token, > the rest (DATABASE.*, TEST.>). Tables and colors are for
+people; a progress bar shows on a terminal only; NO_COLOR turns color off.
+`

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -32,15 +32,15 @@ create prints the signing secret once: store it then.
 Run "eventsync subs <command> -help" for the flags of a command.
 `
 
-func runSubs(ctx context.Context, args []string, con console) error {
+func runSubs(ctx context.Context, args []string, con Console) error {
 	if len(args) == 0 {
-		fmt.Fprint(con.out, subsUsage)
+		fmt.Fprint(con.Out, subsUsage)
 		return errors.New("no subs command given")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(con.out, subsUsage)
+		fmt.Fprint(con.Out, subsUsage)
 		return nil
 	case "list":
 		return subsList(ctx, rest, con)
@@ -53,11 +53,11 @@ func runSubs(ctx context.Context, args []string, con console) error {
 	case "replay":
 		return subsReplay(ctx, rest, con)
 	}
-	fmt.Fprint(con.err, subsUsage)
+	fmt.Fprint(con.Err, subsUsage)
 	return fmt.Errorf("unknown subs command %q", cmd)
 }
 
-func subsList(ctx context.Context, args []string, con console) error {
+func subsList(ctx context.Context, args []string, con Console) error {
 	fs, api := command("subs list", "subs list [--json]", "Lists the subscriptions (never their secrets).\n", con)
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
@@ -71,13 +71,13 @@ func subsList(ctx context.Context, args []string, con console) error {
 		return explain("subs list", err)
 	}
 	if api.json {
-		return writeJSON(con.out, map[string]any{"subscriptions": subs})
+		return writeJSON(con.Out, map[string]any{"subscriptions": subs})
 	}
 	if len(subs) == 0 {
-		fmt.Fprintln(con.out, "No subscriptions.")
+		fmt.Fprintln(con.Out, "No subscriptions.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(con.out, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTYPE\tSTATE\tTAGS\tURL\tDESCRIPTION")
 	for _, s := range subs {
 		state := s.State
@@ -89,7 +89,7 @@ func subsList(ctx context.Context, args []string, con console) error {
 	return flushTable(tw)
 }
 
-func subsGet(ctx context.Context, args []string, con console) error {
+func subsGet(ctx context.Context, args []string, con Console) error {
 	fs, api := command("subs get", "subs get ID [--json]", "Shows one subscription (without its secret).\n", con)
 	pos, err := parseArgs(fs, args, 1, "a subscription id")
 	if err != nil {
@@ -104,7 +104,7 @@ func subsGet(ctx context.Context, args []string, con console) error {
 		return explain("subs get", err)
 	}
 	if api.json {
-		return writeJSON(con.out, s)
+		return writeJSON(con.Out, s)
 	}
 	printSubscription(con, s)
 	return nil
@@ -116,7 +116,7 @@ anything else a signed webhook) unless --type slack names a Slack incoming
 webhook. The signing secret is printed once: store it then.
 `
 
-func subsCreate(ctx context.Context, args []string, con console) error {
+func subsCreate(ctx context.Context, args []string, con Console) error {
 	fs, api := command("subs create", "subs create --url URL --tags PATTERNS [--type T --description TEXT --header 'Name: value' --secret S --batch-events N --batch-wait D] [--json]", subsCreateAbout, con)
 	var (
 		spec       client.SubscriptionSpec
@@ -166,18 +166,18 @@ func subsCreate(ctx context.Context, args []string, con console) error {
 		return explain("subs create", err)
 	}
 	if api.json {
-		return writeJSON(con.out, s)
+		return writeJSON(con.Out, s)
 	}
-	fmt.Fprintf(con.out, "Created subscription %s.\n", s.ID)
+	fmt.Fprintf(con.Out, "Created subscription %s.\n", s.ID)
 	printSubscription(con, s)
 	if s.Secret != "" {
-		fmt.Fprintf(con.out, "\nSigning secret, shown this once (store it now):\n  %s\n", s.Secret)
+		fmt.Fprintf(con.Out, "\nSigning secret, shown this once (store it now):\n  %s\n", s.Secret)
 	}
 	return nil
 }
 
-func printSubscription(con console, s *client.Subscription) {
-	tw := tabwriter.NewWriter(con.out, 0, 0, 2, ' ', 0)
+func printSubscription(con Console, s *client.Subscription) {
+	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  id\t%s\n", s.ID)
 	fmt.Fprintf(tw, "  type\t%s\n", s.Type)
 	fmt.Fprintf(tw, "  url\t%s\n", s.URL)
@@ -204,7 +204,7 @@ func printSubscription(con console, s *client.Subscription) {
 	_ = tw.Flush()
 }
 
-func subsDelete(ctx context.Context, args []string, con console) error {
+func subsDelete(ctx context.Context, args []string, con Console) error {
 	fs, api := command("subs delete", "subs delete ID", "Deletes a subscription; its pending deliveries are dropped.\n", con)
 	pos, err := parseArgs(fs, args, 1, "a subscription id")
 	if err != nil {
@@ -218,9 +218,9 @@ func subsDelete(ctx context.Context, args []string, con console) error {
 		return explain("subs delete", err)
 	}
 	if api.json {
-		return writeJSON(con.out, map[string]any{"deleted": pos[0]})
+		return writeJSON(con.Out, map[string]any{"deleted": pos[0]})
 	}
-	fmt.Fprintf(con.out, "Deleted subscription %s.\n", pos[0])
+	fmt.Fprintf(con.Out, "Deleted subscription %s.\n", pos[0])
 	return nil
 }
 
@@ -230,7 +230,7 @@ EventSync received from --from (to --to). Times are RFC 3339, a date
 (2006-01-02) or a duration ago (15m, 24h). Prints how many were queued.
 `
 
-func subsReplay(ctx context.Context, args []string, con console) error {
+func subsReplay(ctx context.Context, args []string, con Console) error {
 	fs, api := command("subs replay", "subs replay ID (--since-seq N | --from T [--to T]) [--json]", subsReplayAbout, con)
 	var since, from, to string
 	f := fs.FlagSet()
@@ -271,20 +271,20 @@ func subsReplay(ctx context.Context, args []string, con console) error {
 		return explain("subs replay", err)
 	}
 	if api.json {
-		return writeJSON(con.out, map[string]int{"queued": queued})
+		return writeJSON(con.Out, map[string]int{"queued": queued})
 	}
-	fmt.Fprintf(con.out, "Queued %d events for delivery to %s.\n", queued, pos[0])
+	fmt.Fprintf(con.Out, "Queued %d events for delivery to %s.\n", queued, pos[0])
 	return nil
 }
 
 // spinner shows an indeterminate progress bar with the elapsed time on
 // stderr, when on a terminal, until the returned stop is called.
-func spinner(ctx context.Context, con console, what string) (stop func()) {
+func spinner(ctx context.Context, con Console, what string) (stop func()) {
 	if !con.progress() {
 		return func() {}
 	}
 	bar := progressbar.NewOptions64(-1,
-		progressbar.OptionSetWriter(con.err),
+		progressbar.OptionSetWriter(con.Err),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionSpinnerType(14),
 		progressbar.OptionClearOnFinish(),
@@ -331,15 +331,15 @@ Every command takes --server [$EVENTSYNC_SERVER] (default http://127.0.0.1:8080)
 Run "eventsync consumers <command> -help" for the flags of a command.
 `
 
-func runConsumers(ctx context.Context, args []string, con console) error {
+func runConsumers(ctx context.Context, args []string, con Console) error {
 	if len(args) == 0 {
-		fmt.Fprint(con.out, consumersUsage)
+		fmt.Fprint(con.Out, consumersUsage)
 		return errors.New("no consumers command given")
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(con.out, consumersUsage)
+		fmt.Fprint(con.Out, consumersUsage)
 		return nil
 	case "list":
 		return consumersList(ctx, rest, con)
@@ -354,11 +354,11 @@ func runConsumers(ctx context.Context, args []string, con console) error {
 	case "delete":
 		return consumersDelete(ctx, rest, con)
 	}
-	fmt.Fprint(con.err, consumersUsage)
+	fmt.Fprint(con.Err, consumersUsage)
 	return fmt.Errorf("unknown consumers command %q", cmd)
 }
 
-func consumersList(ctx context.Context, args []string, con console) error {
+func consumersList(ctx context.Context, args []string, con Console) error {
 	fs, api := command("consumers list", "consumers list [--json]", "Lists the consumers with their positions, pending counts and lag.\n", con)
 	if _, err := parseArgs(fs, args, 0, ""); err != nil {
 		return err
@@ -372,13 +372,13 @@ func consumersList(ctx context.Context, args []string, con console) error {
 		return explain("consumers list", err)
 	}
 	if api.json {
-		return writeJSON(con.out, map[string]any{"consumers": cs})
+		return writeJSON(con.Out, map[string]any{"consumers": cs})
 	}
 	if len(cs) == 0 {
-		fmt.Fprintln(con.out, "No consumers.")
+		fmt.Fprintln(con.Out, "No consumers.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(con.out, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tTAGS\tACKED\tDELIVERED\tPENDING\tLAG\tOLDEST")
 	for _, k := range cs {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", k.Name, strings.Join(k.Tags, ","), k.Acked, k.LastDelivered, k.Pending, k.Lag.Events, age(k.Lag.AgeSeconds))
@@ -386,7 +386,7 @@ func consumersList(ctx context.Context, args []string, con console) error {
 	return flushTable(tw)
 }
 
-func consumersGet(ctx context.Context, args []string, con console) error {
+func consumersGet(ctx context.Context, args []string, con Console) error {
 	fs, api := command("consumers get", "consumers get NAME [--json]", "Shows one consumer with its position, pending count and lag.\n", con)
 	pos, err := parseArgs(fs, args, 1, "a consumer name")
 	if err != nil {
@@ -401,14 +401,14 @@ func consumersGet(ctx context.Context, args []string, con console) error {
 		return explain("consumers get", err)
 	}
 	if api.json {
-		return writeJSON(con.out, k)
+		return writeJSON(con.Out, k)
 	}
 	printConsumer(con, k)
 	return nil
 }
 
-func printConsumer(con console, k *client.Consumer) {
-	tw := tabwriter.NewWriter(con.out, 0, 0, 2, ' ', 0)
+func printConsumer(con Console, k *client.Consumer) {
+	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  name\t%s\n", k.Name)
 	fmt.Fprintf(tw, "  tags\t%s\n", strings.Join(k.Tags, ", "))
 	fmt.Fprintf(tw, "  start\t%s\n", strings.Trim(k.Start.String(), `"`))
@@ -430,7 +430,7 @@ func age(seconds float64) string {
 	return (time.Duration(seconds * float64(time.Second))).Round(time.Second).String()
 }
 
-func consumersCreate(ctx context.Context, args []string, con console) error {
+func consumersCreate(ctx context.Context, args []string, con Console) error {
 	fs, api := command("consumers create", "consumers create NAME --tags PATTERNS [--start new|all|SEQ|TIME] [--json]",
 		"Creates a consumer of the events matching its tags, from --start on: new (events stored from\nnow on), all, after a seq, or from a time (RFC 3339, a date or a duration ago).\nCreating it again with the same definition is harmless.\n", con)
 	var tags, start string
@@ -458,9 +458,9 @@ func consumersCreate(ctx context.Context, args []string, con console) error {
 		return explain("consumers create", err)
 	}
 	if api.json {
-		return writeJSON(con.out, k)
+		return writeJSON(con.Out, k)
 	}
-	fmt.Fprintf(con.out, "Created consumer %s.\n", k.Name)
+	fmt.Fprintf(con.Out, "Created consumer %s.\n", k.Name)
 	printConsumer(con, k)
 	return nil
 }
@@ -483,7 +483,7 @@ func parseStart(s string, now time.Time) (client.Start, error) {
 	return client.StartAt(t), nil
 }
 
-func consumersNext(ctx context.Context, args []string, con console) error {
+func consumersNext(ctx context.Context, args []string, con Console) error {
 	fs, api := command("consumers next", "consumers next NAME [--limit N] [--wait D] [--ack] [--json]",
 		"Reads the next events after the consumer's acknowledged position. Until they are\nacknowledged (--ack, or consumers ack), the same events come back on every read.\n", con)
 	var (
@@ -512,11 +512,11 @@ func consumersNext(ctx context.Context, args []string, con console) error {
 	}
 	acked := false
 	if api.json {
-		if err := writeJSON(con.out, b); err != nil {
+		if err := writeJSON(con.Out, b); err != nil {
 			return err
 		}
 	} else {
-		p := newEventPrinter(con.out, false)
+		p := newEventPrinter(con.Out, false)
 		for _, e := range b.Events {
 			if err := p.print(e); err != nil {
 				return err
@@ -526,7 +526,7 @@ func consumersNext(ctx context.Context, args []string, con console) error {
 			return err
 		}
 		if len(b.Events) == 0 {
-			fmt.Fprintln(con.out, "No new events.")
+			fmt.Fprintln(con.Out, "No new events.")
 		}
 	}
 	if ack && b.LastDelivered > b.Acked {
@@ -542,14 +542,14 @@ func consumersNext(ctx context.Context, args []string, con console) error {
 	}
 	switch {
 	case acked:
-		fmt.Fprintf(con.out, "Acknowledged through seq %d.\n", b.Acked)
+		fmt.Fprintf(con.Out, "Acknowledged through seq %d.\n", b.Acked)
 	case b.LastDelivered > b.Acked:
-		fmt.Fprintf(con.out, "Delivered through seq %d; acknowledge with: eventsync consumers ack %s %d\n", b.LastDelivered, pos[0], b.LastDelivered)
+		fmt.Fprintf(con.Out, "Delivered through seq %d; acknowledge with: eventsync consumers ack %s %d\n", b.LastDelivered, pos[0], b.LastDelivered)
 	}
 	return nil
 }
 
-func consumersMove(ctx context.Context, cmd string, args []string, con console) error {
+func consumersMove(ctx context.Context, cmd string, args []string, con Console) error {
 	about := "Acknowledges every event of the consumer through SEQ (its last delivered seq or less).\n"
 	if cmd == "seek" {
 		about = "Moves the consumer's position to SEQ, forwards or back: the events after it are delivered (again).\n"
@@ -576,13 +576,13 @@ func consumersMove(ctx context.Context, cmd string, args []string, con console) 
 		return explain("consumers "+cmd, err)
 	}
 	if api.json {
-		return writeJSON(con.out, p)
+		return writeJSON(con.Out, p)
 	}
-	fmt.Fprintf(con.out, "Consumer %s: acked %d, delivered %d.\n", pos[0], p.Acked, p.LastDelivered)
+	fmt.Fprintf(con.Out, "Consumer %s: acked %d, delivered %d.\n", pos[0], p.Acked, p.LastDelivered)
 	return nil
 }
 
-func consumersDelete(ctx context.Context, args []string, con console) error {
+func consumersDelete(ctx context.Context, args []string, con Console) error {
 	fs, api := command("consumers delete", "consumers delete NAME", "Deletes a consumer and its position.\n", con)
 	pos, err := parseArgs(fs, args, 1, "a consumer name")
 	if err != nil {
@@ -596,9 +596,9 @@ func consumersDelete(ctx context.Context, args []string, con console) error {
 		return explain("consumers delete", err)
 	}
 	if api.json {
-		return writeJSON(con.out, map[string]any{"deleted": pos[0]})
+		return writeJSON(con.Out, map[string]any{"deleted": pos[0]})
 	}
-	fmt.Fprintf(con.out, "Deleted consumer %s.\n", pos[0])
+	fmt.Fprintf(con.Out, "Deleted consumer %s.\n", pos[0])
 	return nil
 }
 

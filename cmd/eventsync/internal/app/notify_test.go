@@ -1,4 +1,4 @@
-package main
+package app_test
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ import (
 func TestSubscriptionEndToEnd(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			base, _ := startApp(t, t.TempDir(), b.url(t))
+			base := startApp(t, b.url(t)).Base
 
 			var (
 				mu       sync.Mutex

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -97,7 +97,7 @@ type sendSummary struct {
 	Events     []client.Result `json:"events,omitempty"`
 }
 
-func runSend(ctx context.Context, args []string, con console) error {
+func runSend(ctx context.Context, args []string, con Console) error {
 	fs, api := command("send", "send --tag CATEGORY.CODE --message TEXT [--session ID --source S --severity LEVEL --data JSON]\n  eventsync send [--file PATH] < events.ndjson", sendAbout, con)
 	var (
 		one  sendFlags
@@ -119,7 +119,7 @@ func runSend(ctx context.Context, args []string, con console) error {
 		return sendOne(ctx, c, one, api.json, con)
 	}
 
-	in, size := con.in, int64(-1)
+	in, size := con.In, int64(-1)
 	if file != "" && file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
@@ -136,23 +136,23 @@ func runSend(ctx context.Context, args []string, con console) error {
 	}
 	sum, err := sendStream(ctx, c, in, size, con)
 	if api.json {
-		if jerr := writeJSON(con.out, sum); jerr != nil && err == nil {
+		if jerr := writeJSON(con.Out, sum); jerr != nil && err == nil {
 			err = jerr
 		}
 	} else {
-		fmt.Fprintf(con.out, "Sent %s: %d accepted, %d duplicates", plural(sum.Accepted+sum.Duplicates, "event"), sum.Accepted, sum.Duplicates)
+		fmt.Fprintf(con.Out, "Sent %s: %d accepted, %d duplicates", plural(sum.Accepted+sum.Duplicates, "event"), sum.Accepted, sum.Duplicates)
 		if sum.Refused > 0 {
-			fmt.Fprintf(con.out, ", %d refused", sum.Refused)
+			fmt.Fprintf(con.Out, ", %d refused", sum.Refused)
 		}
 		if sum.NotSent > 0 {
-			fmt.Fprintf(con.out, ", %d not sent", sum.NotSent)
+			fmt.Fprintf(con.Out, ", %d not sent", sum.NotSent)
 		}
-		fmt.Fprintln(con.out, ".")
+		fmt.Fprintln(con.Out, ".")
 	}
 	return err
 }
 
-func sendOne(ctx context.Context, c *client.Client, one sendFlags, asJSON bool, con console) error {
+func sendOne(ctx context.Context, c *client.Client, one sendFlags, asJSON bool, con Console) error {
 	e, err := one.event()
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
@@ -162,11 +162,11 @@ func sendOne(ctx context.Context, c *client.Client, one sendFlags, asJSON bool, 
 		return explain("send", err)
 	}
 	if asJSON {
-		return writeJSON(con.out, sendSummary{Accepted: int64(res.Accepted), Duplicates: int64(res.Duplicates), Events: res.Events})
+		return writeJSON(con.Out, sendSummary{Accepted: int64(res.Accepted), Duplicates: int64(res.Duplicates), Events: res.Events})
 	}
-	fmt.Fprintf(con.out, "Sent 1 event: %d accepted, %d duplicates.\n", res.Accepted, res.Duplicates)
+	fmt.Fprintf(con.Out, "Sent 1 event: %d accepted, %d duplicates.\n", res.Accepted, res.Duplicates)
 	for _, r := range res.Events {
-		fmt.Fprintf(con.out, "  id %s  seq %d  subject %s\n", r.ID, r.Seq, r.Subject)
+		fmt.Fprintf(con.Out, "  id %s  seq %d  subject %s\n", r.ID, r.Seq, r.Subject)
 	}
 	return nil
 }
@@ -178,7 +178,7 @@ const maxTemporaryFailures = 3
 // sendStream sends the events read from r through a client.Producer, so
 // that at most a buffer of them is in memory. size is the length of r in
 // bytes, or -1 when unknown; it sizes the progress bar.
-func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, con console) (*sendSummary, error) {
+func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, con Console) (*sendSummary, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -233,7 +233,7 @@ func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, 
 	var bar *progressbar.ProgressBar
 	if con.progress() {
 		bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(con.err),
+			progressbar.OptionSetWriter(con.Err),
 			progressbar.OptionSetDescription("sending"),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionShowTotalBytes(true),

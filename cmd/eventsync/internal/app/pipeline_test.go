@@ -1,8 +1,9 @@
-package main
+package app_test
+
+// End-to-end tests of the all-in-one: each starts it through apptest, as
+// `eventsync run` with flags, and talks to it over HTTP.
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,13 +29,11 @@ var backends = []struct {
 }
 
 // startApp starts the all-in-one on free loopback ports with the test
-// settings of apptest.Fast and stops it when the test ends (or when the
-// returned stop is called).
-func startApp(t *testing.T, dataDir, chURL string) (base string, stop func()) {
+// settings of apptest.Fast, storing events in ClickHouse at chURL or (when
+// empty) in the embedded store; it stops when the test ends.
+func startApp(t *testing.T, chURL string) *apptest.Running {
 	t.Helper()
-	args := append([]string{"--data-dir", dataDir, "--clickhouse-url", chURL}, apptest.Fast...)
-	r := apptest.Start(t, nil, args...)
-	return r.Base, r.Stop
+	return apptest.Start(t, nil, append([]string{"--clickhouse-url", chURL}, apptest.Fast...)...)
 }
 
 func post(t *testing.T, url, contentType, body string) map[string]any {
@@ -97,8 +96,8 @@ func waitFor(t *testing.T, url string, want int) []event.Event {
 func TestRoundTripAndRestart(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			dir, chURL := t.TempDir(), b.url(t)
-			base, stop := startApp(t, dir, chURL)
+			srv := startApp(t, b.url(t))
+			base := srv.Base
 
 			post(t, base+"/v1/events", "application/json",
 				`{"id":"e1","tag":"DATABASE.CONNECTION_LOST","message":"db down","session_id":"s1","timestamp":"2026-11-23T10:00:00.000002Z","severity":"error","data":{"host":"db1"}}`)
@@ -130,8 +129,8 @@ func TestRoundTripAndRestart(t *testing.T) {
 				t.Errorf("GET /v1/events/e1 seq = %d; want 1", e.Seq)
 			}
 
-			stop()
-			base, _ = startApp(t, dir, chURL)
+			srv.Restart()
+			base = srv.Base
 			waitFor(t, base+"/v1/events?since=0", 6)
 			post(t, base+"/v1/events", "application/json", `{"tag":"AFTER.RESTART","message":"m"}`)
 			if evs := waitFor(t, base+"/v1/events?since=6", 1); evs[0].Seq != 7 {
@@ -146,7 +145,7 @@ func TestRoundTripAndRestart(t *testing.T) {
 func TestCursorUnderConcurrentIngest(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			base, _ := startApp(t, t.TempDir(), b.url(t))
+			base := startApp(t, b.url(t)).Base
 			const producers, requests, batch = 4, 25, 40
 			accepted := make(chan uint64, producers*requests*batch)
 			var wg sync.WaitGroup
@@ -202,51 +201,5 @@ func TestCursorUnderConcurrentIngest(t *testing.T) {
 				t.Errorf("accepted %d, poller saw %d; want %d each", n, len(seen), total)
 			}
 		})
-	}
-}
-
-// run is what main calls: it parses flags, prints where it listens and
-// stops cleanly when its context ends.
-func TestRunCommand(t *testing.T) {
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	args := []string{"run", "--http-addr", "127.0.0.1:0", "--nats-addr", "127.0.0.1:-1", "--data-dir", t.TempDir(), "--log-level", "warn"}
-	go func() { done <- run(ctx, args, func(string) string { return "" }, pw, io.Discard); pw.Close() }()
-
-	var base string
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "HTTP" {
-			base = f[1]
-			break
-		}
-	}
-	go io.Copy(io.Discard, pr)
-	if base == "" {
-		t.Fatal("run printed no HTTP address")
-	}
-	// Ready once the registries are loaded, a moment after the banner.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		r, err := http.Get(base + "/readyz")
-		if err == nil {
-			r.Body.Close()
-		}
-		if err == nil && r.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET /readyz = %v, %v; want 200 within 10s", r, err)
-		}
-	}
-	post(t, base+"/v1/events", "application/json", `{"tag":"CLI.RUN","message":"m"}`)
-	waitFor(t, base+"/v1/events", 1)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-
-	if err := run(context.Background(), []string{"nope"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
-		t.Error("run with an unknown command succeeded")
 	}
 }

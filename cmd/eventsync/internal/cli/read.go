@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -29,7 +29,7 @@ type queryFlags struct {
 	limit                                int
 }
 
-func runQuery(ctx context.Context, args []string, con console) error {
+func runQuery(ctx context.Context, args []string, con Console) error {
 	fs, api := command("query", "query [--tag PATTERN --category C --code C --session ID --source S --severity LEVEL --from T --to T --since SEQ --limit N --order asc|desc] [--json]", queryAbout, con)
 	var q queryFlags
 	f := fs.FlagSet()
@@ -55,7 +55,7 @@ func runQuery(ctx context.Context, args []string, con console) error {
 	if err != nil {
 		return err
 	}
-	p := newEventPrinter(con.out, api.json)
+	p := newEventPrinter(con.Out, api.json)
 	var last uint64
 	n := 0
 	for e, err := range c.Events(ctx, filter) {
@@ -76,9 +76,9 @@ func runQuery(ctx context.Context, args []string, con console) error {
 	}
 	if !api.json {
 		if n == 0 {
-			fmt.Fprintln(con.out, "No events.")
+			fmt.Fprintln(con.Out, "No events.")
 		} else if !filter.Newest {
-			fmt.Fprintf(con.out, "%s; continue with --since %d\n", plural(int64(n), "event"), last)
+			fmt.Fprintf(con.Out, "%s; continue with --since %d\n", plural(int64(n), "event"), last)
 		}
 	}
 	return nil
@@ -189,7 +189,7 @@ const sessionsAbout = `Prints the events of one session (GET /v1/sessions/{id}/e
 order they happened, as a table or, with --json, as JSON lines.
 `
 
-func runSessions(ctx context.Context, args []string, con console) error {
+func runSessions(ctx context.Context, args []string, con Console) error {
 	fs, api := command("sessions", "sessions SESSION_ID [--json]", sessionsAbout, con)
 	pos, err := parseArgs(fs, args, 1, "a session id")
 	if err != nil {
@@ -203,7 +203,7 @@ func runSessions(ctx context.Context, args []string, con console) error {
 	if err != nil {
 		return explain("sessions", err)
 	}
-	p := newEventPrinter(con.out, api.json)
+	p := newEventPrinter(con.Out, api.json)
 	for _, e := range events {
 		if err := p.print(e); err != nil {
 			return err
@@ -213,7 +213,7 @@ func runSessions(ctx context.Context, args []string, con console) error {
 		return err
 	}
 	if !api.json && len(events) == 0 {
-		fmt.Fprintf(con.out, "No events in session %s.\n", pos[0])
+		fmt.Fprintf(con.Out, "No events in session %s.\n", pos[0])
 	}
 	return nil
 }
@@ -223,7 +223,7 @@ last 24 hours by hour, every tag. Times are RFC 3339, a date (2006-01-02)
 or a duration ago (15m, 24h).
 `
 
-func runStats(ctx context.Context, args []string, con console) error {
+func runStats(ctx context.Context, args []string, con Console) error {
 	fs, api := command("stats", "stats [--from T --to T --bucket minute|hour|day --tag PATTERN] [--json]", statsAbout, con)
 	var from, to, bucket, tag string
 	f := fs.FlagSet()
@@ -256,10 +256,10 @@ func runStats(ctx context.Context, args []string, con console) error {
 		return explain("stats", err)
 	}
 	if api.json {
-		return writeJSON(con.out, s)
+		return writeJSON(con.Out, s)
 	}
-	fmt.Fprintf(con.out, "Events per %s from %s to %s:\n", s.Bucket, s.From.Local().Format(time.RFC3339), s.To.Local().Format(time.RFC3339))
-	tw := tabwriter.NewWriter(con.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(con.Out, "Events per %s from %s to %s:\n", s.Bucket, s.From.Local().Format(time.RFC3339), s.To.Local().Format(time.RFC3339))
+	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BUCKET\tTAG\tCOUNT")
 	var total uint64
 	for _, n := range s.Counts {
@@ -280,7 +280,7 @@ one JSON event a line. Without --since it shows events stored from now on;
 never shows an event twice. Ctrl-C ends it.
 `
 
-func runTail(ctx context.Context, args []string, con console) error {
+func runTail(ctx context.Context, args []string, con Console) error {
 	fs, api := command("tail", "tail [--tag PATTERN] [--since SEQ] [--json]", tailAbout, con)
 	var tag, since string
 	f := fs.FlagSet()
@@ -307,9 +307,9 @@ func runTail(ctx context.Context, args []string, con console) error {
 			return explain("tail", err)
 		}
 		if api.json {
-			err = writeJSON(con.out, e)
+			err = writeJSON(con.Out, e)
 		} else {
-			_, err = io.WriteString(con.out, tailLine(e, color))
+			_, err = io.WriteString(con.Out, tailLine(e, color))
 		}
 		if err != nil {
 			return fmt.Errorf("tail: write: %w", err)

@@ -1,4 +1,4 @@
-package main
+package cluster
 
 import (
 	"encoding/json"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/chtest"
+	"github.com/eventsync/eventsync/pkg/client"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/webhook"
 	"github.com/eventsync/eventsync/services/notifier"
@@ -174,12 +175,13 @@ func TestClusterSharedConsumers(t *testing.T) {
 	first.Mount(r)
 	api := httptest.NewServer(r)
 	t.Cleanup(api.Close)
-	var sub struct {
-		ID     string `json:"id"`
-		Secret string `json:"secret"`
+	c, err := client.New(api.URL)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if status := postJSON(t, api.URL+"/v1/subscriptions", fmt.Sprintf(`{"url":%q,"tags":["LOAD.>"]}`, url), &sub); status != http.StatusCreated {
-		t.Fatalf("POST /v1/subscriptions = %d; want 201", status)
+	sub, err := c.CreateSubscription(t.Context(), client.SubscriptionSpec{URL: url, Tags: []string{"LOAD.>"}})
+	if err != nil {
+		t.Fatalf("create subscription: %v; want 201", err)
 	}
 	recv.setSecret(sub.Secret)
 

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -128,16 +128,16 @@ func TestBench(t *testing.T) {
 	args := []string{"-target", "embedded", "-deliveries=false", "-producers", "2", "-batch", "50", "-duration", "1s",
 		"-single-producers", "2", "-single-duration", "500ms", "-raw-msgs", "5000"}
 	getenv := func(string) string { return "" }
-	if err := runBench(context.Background(), args, getenv, &out); err != nil {
-		t.Fatalf("runBench(%q) = %v\n%s", args, err, out.String())
+	if err := Main(context.Background(), args, getenv, &out); err != nil {
+		t.Fatalf("Main(%q) = %v\n%s", args, err, out.String())
 	}
 	got := out.String()
 	for _, want := range []string{"raw JetStream ceiling", "5,000 msgs acked", "arrays of 50 events", "single events", "non-202      none"} {
 		if !strings.Contains(got, want) {
-			t.Errorf("runBench output lacks %q:\n%s", want, got)
+			t.Errorf("Main output lacks %q:\n%s", want, got)
 		}
 	}
 	if n := strings.Count(got, "check        OK"); n != 2 {
-		t.Errorf("runBench output has %d OK checks; want 2:\n%s", n, got)
+		t.Errorf("Main output has %d OK checks; want 2:\n%s", n, got)
 	}
 }

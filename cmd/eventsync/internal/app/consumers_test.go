@@ -1,4 +1,4 @@
-package main
+package app_test
 
 import (
 	"fmt"
@@ -11,8 +11,8 @@ import (
 // and its unacknowledged events are intact after the whole process
 // restarts on the same data directory.
 func TestConsumerPositionSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	base, stop := startApp(t, dir, "")
+	srv := startApp(t, "")
+	base := srv.Base
 	if status, _, _ := call(t, "PUT", base+"/v1/consumers/worker", "", `{"tags":["JOB.*"],"start":"all"}`); status != http.StatusCreated {
 		t.Fatalf("create consumer = %d", status)
 	}
@@ -33,9 +33,8 @@ func TestConsumerPositionSurvivesRestart(t *testing.T) {
 	if status := postJSON(t, base+"/v1/consumers/worker/ack", fmt.Sprintf(`{"seq":%d}`, b.Events[1].Seq), nil); status != http.StatusOK {
 		t.Fatalf("ack = %d", status)
 	}
-	stop()
-
-	base, _ = startApp(t, dir, "")
+	srv.Restart()
+	base = srv.Base
 	var after batch
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if after = get[batch](t, base+"/v1/consumers/worker/events?limit=10"); len(after.Events) > 0 {

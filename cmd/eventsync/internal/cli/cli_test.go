@@ -1,25 +1,23 @@
-package main
+package cli
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
 	"github.com/eventsync/eventsync/pkg/client"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/google/go-cmp/cmp"
@@ -36,8 +34,21 @@ func clientCLI(t *testing.T, base, stdin string, args ...string) (stdout, stderr
 func clientCLIEnv(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err = runIO(t.Context(), args, func(k string) string { return env[k] }, strings.NewReader(stdin), &out, &errOut)
+	err = runCLI(t.Context(), env, strings.NewReader(stdin), &out, &errOut, args...)
 	return out.String(), errOut.String(), err
+}
+
+// runCLI runs the client command args name, as `eventsync args…` does,
+// with env as its environment.
+func runCLI(ctx context.Context, env map[string]string, stdin io.Reader, stdout, stderr io.Writer, args ...string) error {
+	return Run(ctx, args[0], args[1:], Console{In: stdin, Out: stdout, Err: stderr, Getenv: func(k string) string { return env[k] }})
+}
+
+// startApp starts the all-in-one with its embedded store and the test
+// settings of apptest.Fast, and returns its base URL.
+func startApp(t *testing.T) string {
+	t.Helper()
+	return apptest.Start(t, nil, apptest.Fast...).Base
 }
 
 // mustClientCLI is clientCLI that fails the test on an error.
@@ -84,7 +95,7 @@ func queryUntil(t *testing.T, base string, want int, args ...string) []event.Eve
 }
 
 func TestCLISendAndQuery(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 
 	out := mustClientCLI(t, base, "", "send", "--tag", "DATABASE.CONNECTION_LOST", "--message", "primary unreachable",
 		"--session", "s-1", "--source", "db-1", "--severity", "error", "--data", `{"host":"db-1","port":5432}`)
@@ -193,7 +204,7 @@ func TestCLISendAndQuery(t *testing.T) {
 }
 
 func TestCLISendInput(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 	tests := []struct {
 		name  string
 		input string
@@ -216,7 +227,7 @@ func TestCLISendInput(t *testing.T) {
 }
 
 func TestCLIErrors(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 	dead := httptest.NewServer(http.NotFoundHandler())
 	dead.Close() // nothing listens at its address any more
 	tests := []struct {
@@ -255,8 +266,16 @@ func TestCLIErrors(t *testing.T) {
 }
 
 func TestCLICredentials(t *testing.T) {
-	base := startSecured(t)
-	creds := createProducer(t, base, `{"name":"cli-sender","tags":["CLI.>"]}`)
+	base := apptest.Start(t, nil, "--auth", "producers", "--admin-token", "admin-secret", "--claim-on-first-write").Base
+	admin, err := client.New(base, client.WithAdminToken("admin-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := admin.CreateProducer(t.Context(), client.ProducerSpec{Name: "cli-sender", Tags: []string{"CLI.>"}})
+	if err != nil {
+		t.Fatalf("create producer: %v", err)
+	}
+	creds := struct{ id, password, apiKey string }{p.ID, p.Credentials.Password, p.Credentials.APIKey}
 	env := func(token string) map[string]string {
 		return map[string]string{"EVENTSYNC_SERVER": base, "EVENTSYNC_TOKEN": token}
 	}
@@ -284,14 +303,14 @@ func TestCLICredentials(t *testing.T) {
 		})
 	}
 	// A tag the producer may not write: 403 naming the event.
-	_, _, err := clientCLIEnv(t, env(creds.apiKey), "", "send", "--tag", "OTHER.TAG", "--message", "m")
+	_, _, err = clientCLIEnv(t, env(creds.apiKey), "", "send", "--tag", "OTHER.TAG", "--message", "m")
 	if err == nil || !strings.Contains(err.Error(), "send: 403") {
 		t.Errorf("send of a tag not allowed = %v; want a 403", err)
 	}
 }
 
 func TestCLISubscriptions(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 	var mu sync.Mutex
 	var received int
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -344,7 +363,7 @@ func TestCLISubscriptions(t *testing.T) {
 }
 
 func TestCLIConsumers(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 	for i := range 3 {
 		mustClientCLI(t, base, "", "send", "--tag", "ORDER.CREATED", "--message", fmt.Sprint("order ", i))
 	}
@@ -410,7 +429,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestCLITail(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
+	base := startApp(t)
 	mustClientCLI(t, base, "", "send", "--tag", "TAIL.BEFORE", "--message", "stored before")
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -419,7 +438,7 @@ func TestCLITail(t *testing.T) {
 	done := make(chan error, 1)
 	env := map[string]string{"EVENTSYNC_SERVER": base}
 	go func() {
-		done <- runIO(ctx, []string{"tail", "--json", "--tag", "TAIL.*", "--since", "0"}, func(k string) string { return env[k] }, nil, &out, &errOut)
+		done <- runCLI(ctx, env, nil, &out, &errOut, "tail", "--json", "--tag", "TAIL.*", "--since", "0")
 	}()
 	for i := range 3 {
 		mustClientCLI(t, base, "", "send", "--tag", "TAIL.LIVE", "--message", fmt.Sprint("live ", i))
@@ -496,93 +515,5 @@ func TestReadEvents(t *testing.T) {
 				t.Errorf("readEvents(%q) error = %v; want %q", tt.input, err, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestCLIHelp(t *testing.T) {
-	var out bytes.Buffer
-	if err := run(t.Context(), []string{"help"}, func(string) string { return "" }, &out, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, cmd := range []string{"send", "tail", "query", "sessions", "stats", "subs create", "subs replay", "consumers next", "consumers ack", "producers", "--server", "--token", "--admin-token", "EVENTSYNC_TOKEN"} {
-		if !strings.Contains(out.String(), cmd) {
-			t.Errorf("help does not mention %q", cmd)
-		}
-	}
-	tests := []struct {
-		args  []string
-		flags []string
-	}{
-		{[]string{"send"}, []string{"-tag", "-message", "-session", "-source", "-severity", "-data", "-file", "-server", "-token", "-json"}},
-		{[]string{"tail"}, []string{"-tag", "-since", "-json", "EVENTSYNC_SERVER"}},
-		{[]string{"query"}, []string{"-tag", "-category", "-code", "-session", "-source", "-severity", "-from", "-to", "-since", "-limit", "-order"}},
-		{[]string{"sessions"}, []string{"-json"}},
-		{[]string{"stats"}, []string{"-from", "-to", "-bucket", "-tag"}},
-		{[]string{"subs"}, []string{"list", "create", "delete", "replay"}},
-		{[]string{"subs", "create"}, []string{"-url", "-tags", "-type", "-header", "-secret"}},
-		{[]string{"subs", "replay"}, []string{"-since-seq", "-from", "-to"}},
-		{[]string{"consumers"}, []string{"list", "create", "next", "ack", "seek", "delete"}},
-		{[]string{"consumers", "next"}, []string{"-limit", "-wait", "-ack"}},
-	}
-	for _, tt := range tests {
-		var out bytes.Buffer
-		err := run(t.Context(), append([]string{"help"}, tt.args...), func(string) string { return "" }, &out, &out)
-		if err != nil && !errors.Is(err, flag.ErrHelp) {
-			t.Errorf("help %q = %v", tt.args, err)
-		}
-		for _, f := range tt.flags {
-			if !strings.Contains(out.String(), f) {
-				t.Errorf("help %q does not mention %q:\n%s", tt.args, f, out.String())
-			}
-		}
-	}
-}
-
-// TestCLIBinary builds eventsync and runs it as a process against an
-// in-process server: events piped to send, read back with query --json.
-func TestCLIBinary(t *testing.T) {
-	base, _ := startApp(t, t.TempDir(), "")
-	bin := filepath.Join(t.TempDir(), "eventsync")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	if out, err := exec.CommandContext(t.Context(), gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	command := func(stdin string, args ...string) (string, string, error) {
-		cmd := exec.CommandContext(t.Context(), bin, args...)
-		cmd.Env = append(os.Environ(), "EVENTSYNC_SERVER="+base, "NO_COLOR=1")
-		cmd.Stdin = strings.NewReader(stdin)
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		err := cmd.Run()
-		return out.String(), errOut.String(), err
-	}
-
-	var in strings.Builder
-	for i := range 20 {
-		fmt.Fprintf(&in, `{"tag":"BIN.EVENT","message":"m%d","severity":"notice"}`+"\n", i)
-	}
-	out, errOut, err := command(in.String(), "send")
-	if err != nil || out != "Sent 20 events: 20 accepted, 0 duplicates.\n" || errOut != "" {
-		t.Fatalf("eventsync send = %v, stdout %q, stderr %q; want 20 accepted and no progress bar", err, out, errOut)
-	}
-	var got []event.Event
-	for deadline := time.Now().Add(30 * time.Second); len(got) < 20 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		out, errOut, err := command("", "query", "--json", "--tag", "BIN.>")
-		if err != nil {
-			t.Fatalf("eventsync query = %v\n%s", err, errOut)
-		}
-		got = jsonLines(t, out)
-	}
-	if len(got) != 20 || got[0].Message != "m0" || got[19].Message != "m19" || got[0].Severity != event.Notice {
-		t.Fatalf("eventsync query --json: %d events (%v); want m0…m19", len(got), got)
-	}
-
-	_, errOut, err = command("", "send", "--tag", "NODOT", "--message", "m")
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(errOut, "eventsync: send: 422") {
-		t.Errorf("eventsync send of a bad tag = %v, stderr %q; want exit 1 and the problem", err, errOut)
 	}
 }

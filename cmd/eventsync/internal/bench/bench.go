@@ -1,9 +1,9 @@
-package main
-
-// eventsync bench: the raw JetStream publish ceiling of this machine, then
-// EventSync end to end (HTTP ingest → JetStream → store → query) against
-// the all-in-one started in this process, with its embedded store and, when
-// a server is given, ClickHouse.
+// Package bench is `eventsync bench`: the raw JetStream publish ceiling of
+// this machine, then EventSync end to end (HTTP ingest → JetStream → store
+// → query) against the all-in-one started in this process, with its
+// embedded store and, when a server is given, ClickHouse; then, or alone,
+// webhook deliveries.
+package bench
 
 import (
 	"bytes"
@@ -128,7 +128,9 @@ func (c *benchConfig) targets() []string {
 	return []string{c.Target}
 }
 
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// Main is `eventsync bench`: it parses args and the environment, runs
+// the benchmarks and prints their results to stdout.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var bc benchConfig
 	fs := conf.New("eventsync bench", getenv, stdout)
 	bc.flags(fs)

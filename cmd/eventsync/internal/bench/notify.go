@@ -1,4 +1,4 @@
-package main
+package bench
 
 // eventsync bench, deliveries: how fast the notifier drains a backlog of
 // events to a webhook, and how long an event takes from its POST to the

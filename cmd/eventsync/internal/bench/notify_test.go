@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -70,8 +70,8 @@ func TestBenchDeliveries(t *testing.T) {
 	args := []string{"-deliveries-only", "-delivery-events", "500", "-delivery-rate", "200", "-delivery-duration", "1s",
 		"-delivery-producers", "2", "-drain-timeout", "30s"}
 	getenv := func(string) string { return "" }
-	if err := runBench(context.Background(), args, getenv, &out); err != nil {
-		t.Fatalf("runBench(%q) = %v\n%s", args, err, out.String())
+	if err := Main(context.Background(), args, getenv, &out); err != nil {
+		t.Fatalf("Main(%q) = %v\n%s", args, err, out.String())
 	}
 	got := out.String()
 	for _, want := range []string{
@@ -85,10 +85,10 @@ func TestBenchDeliveries(t *testing.T) {
 		"receiver     OK: 200 of 200 accepted events arrived, 0 missing",
 	} {
 		if !strings.Contains(got, want) {
-			t.Errorf("runBench output lacks %q:\n%s", want, got)
+			t.Errorf("Main output lacks %q:\n%s", want, got)
 		}
 	}
 	if strings.Contains(got, "raw JetStream ceiling") {
-		t.Errorf("runBench -deliveries-only ran the raw benchmark:\n%s", got)
+		t.Errorf("Main -deliveries-only ran the raw benchmark:\n%s", got)
 	}
 }
