@@ -46,7 +46,7 @@ lint:
 ## bench: end-to-end load test of the all-in-one (and ClickHouse when CLICKHOUSE_URL is set), then publish and ingest on one NATS server (R1) against a three-node cluster (R3)
 bench:
 	go run ./cmd/eventsync bench --target all
-	go test -run '^$$' -bench Cluster -benchtime 50000x -count 3 ./cmd/eventsync
+	go test -run '^$$' -bench Cluster -benchtime 50000x -count 3 ./cmd/eventsync/internal/cluster
 
 tidy:
 	for m in $(MODULES); do (cd $$m && go mod tidy); done
