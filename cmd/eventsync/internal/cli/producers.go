@@ -1,17 +1,11 @@
 package cli
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/eventsync/eventsync/pkg/client"
@@ -32,283 +26,72 @@ Usage:
   eventsync producers rotate ID --credential password|api_key|jwt_secret
   eventsync producers nats-config [--direct]
 
-Every command takes --server [$EVENTSYNC_SERVER] (default http://127.0.0.1:8080),
---admin-token [$EVENTSYNC_ADMIN_TOKEN] and --json (print the API's JSON).
 Credentials are printed once, by create and rotate: store them then.
-Run "eventsync producers <command> -help" for the flags of a command.
 `
 
-// adminFlags are the flags every producers command takes.
-type adminFlags struct {
-	server string
-	token  string
-	json   bool
-}
-
-func (a *adminFlags) flags(fs *conf.Set) {
-	fs.String(&a.server, "server", "EVENTSYNC_SERVER", "http://127.0.0.1:8080", "base URL of the EventSync HTTP API")
-	fs.String(&a.token, "admin-token", "EVENTSYNC_ADMIN_TOKEN", "", "admin token of the EventSync server (its ADMIN_TOKEN)")
-	fs.Bool(&a.json, "json", "", false, "print the API's JSON instead of text")
-}
-
-// client returns an EventSync client carrying the admin token.
-func (a *adminFlags) client() (*client.Client, error) {
-	if a.token == "" {
-		return nil, errors.New("no admin token: set --admin-token or $EVENTSYNC_ADMIN_TOKEN")
-	}
-	return client.New(a.server, client.WithAdminToken(a.token), client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
-}
-
-// apiError prints a problem answered by the API as the status, its title
-// and detail, then one line per field at fault.
-type apiError struct {
-	e    *client.Error
-	hint string // replaces the detail of an answer that is no problem
-}
-
-func (e *apiError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", e.e.Status, e.e.Title)
-	if d := cmp.Or(e.hint, e.e.Detail); d != "" {
-		b.WriteString(": " + d)
-	}
-	for _, fe := range e.e.Errors {
-		fmt.Fprintf(&b, "\n  %s %s", fe.Pointer, fe.Detail)
-	}
-	return b.String()
-}
-
-func (e *apiError) Unwrap() error { return e.e }
-
-// explain turns an error answer of the API into an *apiError; other errors
-// pass unchanged.
-func (a *adminFlags) explain(err error) error {
-	var ce *client.Error
-	if !errors.As(err, &ce) {
-		return err
-	}
-	ae := &apiError{e: ce}
-	if ce.Status == http.StatusNotFound && ce.Type == "" { // no problem+json: something else answered
-		ae.hint = "no admin API at " + a.server + " (is it an EventSync server?)"
-	}
-	return ae
-}
-
-func runProducers(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stdout, producersUsage)
-		return errors.New("no producers command given")
-	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, producersUsage)
-		return nil
-	}
-	var a adminFlags
-	fs := conf.New("eventsync producers "+cmd, getenv, stdout)
-	a.flags(fs)
-	var (
-		spec       specFlags
-		credential string
-		direct     bool
-	)
-	nargs := 1 // positional arguments: the producer id
-	switch cmd {
-	case "create", "update":
-		spec.flags(fs)
-		if cmd == "create" {
-			nargs = 0
-		}
-	case "rotate":
-		fs.String(&credential, "credential", "", "", "what to rotate: password, api_key or jwt_secret")
-	case "nats-config":
-		fs.Bool(&direct, "direct", "", false, "also let producers publish straight to events.<their tags> (skipping ingest's schemas and rate limits)")
-		nargs = 0
-	case "list":
-		nargs = 0
-	case "get", "disable", "enable", "delete":
-	default:
-		fmt.Fprint(stdout, producersUsage)
-		return fmt.Errorf("unknown producers command %q", cmd)
-	}
-	pos, err := parseInterleaved(fs, rest)
-	if err != nil {
-		return err
-	}
-	if len(pos) != nargs {
-		if nargs == 0 {
-			return fmt.Errorf("producers %s takes no arguments, got %q", cmd, pos)
-		}
-		return fmt.Errorf("producers %s takes a producer id", cmd)
-	}
-	if spec.set != nil {
-		visitSet(fs.FlagSet(), spec.set)
-	}
-	switch {
-	case cmd == "create" && !spec.set["name"]:
-		return errors.New("producers create needs --name")
-	case cmd == "update" && len(spec.set) == 0:
-		return errors.New("producers update: nothing to change (--name, --tags, --rate, --burst, --owns)")
-	case cmd == "rotate" && credential == "":
-		return errors.New("producers rotate needs --credential password, api_key or jwt_secret")
-	}
-	c, err := a.client()
-	if err != nil {
-		return err
-	}
-	var id string
-	if nargs == 1 {
-		id = pos[0]
-	}
-	return a.explain(a.exec(ctx, c, stdout, cmd, id, &spec, credential, direct))
-}
-
-// exec carries out a parsed producers command.
-func (a *adminFlags) exec(ctx context.Context, c *client.Client, w io.Writer, cmd, id string, spec *specFlags, credential string, direct bool) error {
-	switch cmd {
-	case "create":
-		p, err := c.CreateProducer(ctx, spec.create())
-		return a.show(w, p, err, "Created")
-	case "update":
-		if spec.set["rate"] != spec.set["burst"] { // the API replaces the rate as a whole: keep the other half
-			p, err := c.Producer(ctx, id)
-			if err != nil {
-				return err
+// producers are what the producers commands manage.
+func producers() *resource[client.ProducerInfo] {
+	return &resource[client.ProducerInfo]{
+		group: "producers", noun: "producer", key: "id", admin: true,
+		listAbout:   "Lists the producers (never their credentials).\n",
+		getAbout:    "Shows one producer (without its credentials).\n",
+		deleteAbout: "Deletes a producer: its credentials stop working.\n",
+		list:        (*client.Client).Producers,
+		get:         (*client.Client).Producer,
+		del:         (*client.Client).DeleteProducer,
+		columns:     []string{"ID", "NAME", "ENABLED", "TAGS", "OWNS", "RATE", "LAST SEEN"},
+		row: func(p client.ProducerInfo) []string {
+			return []string{p.ID, p.Name, strconv.FormatBool(p.Enabled), joined(p.Tags, ","), joined(p.Owned, ","),
+				rateText(p.Rate), seen(p.LastSeen)}
+		},
+		details: func(p *client.ProducerInfo) [][]string {
+			rows := [][]string{
+				{"id", p.ID},
+				{"name", p.Name},
+				{"enabled", strconv.FormatBool(p.Enabled)},
+				{"tags", joined(p.Tags, ", ")},
+				{"owns", joined(p.Owned, ", ")},
+				{"rate", rateText(p.Rate)},
 			}
-			spec.fillRate(p.Rate)
-		}
-		p, err := c.UpdateProducer(ctx, id, spec.update())
-		return a.show(w, p, err, "Updated")
-	case "get":
-		p, err := c.Producer(ctx, id)
-		return a.show(w, p, err, "")
-	case "disable", "enable":
-		p, err := c.SetProducerEnabled(ctx, id, cmd == "enable")
-		return a.show(w, p, err, strings.ToUpper(cmd[:1])+cmd[1:]+"d")
-	case "rotate":
-		p, err := c.RotateProducer(ctx, id, credential)
-		return a.show(w, p, err, "Rotated the "+credential+" of")
-	case "delete":
-		if err := c.DeleteProducer(ctx, id); err != nil {
-			return err
-		}
-		if !a.json {
-			fmt.Fprintf(w, "Deleted producer %s.\n", id)
-		}
-		return nil
-	case "list":
-		ps, err := c.Producers(ctx)
-		if err != nil {
-			return err
-		}
-		if a.json {
-			return printJSON(w, struct {
-				Producers []client.ProducerInfo `json:"producers"`
-			}{ps})
-		}
-		printList(w, ps)
-		return nil
-	default: // nats-config
-		s, err := c.NATSConfig(ctx, direct)
-		if err != nil {
-			return err
-		}
-		_, err = io.WriteString(w, s)
-		return err
+			for _, k := range p.APIKeys {
+				rows = append(rows, []string{"api key", k.Prefix + "… (created " + localTime(k.CreatedAt) + ")"})
+			}
+			return append(rows, []string{"created", localTime(p.CreatedAt)}, []string{"last seen", seen(p.LastSeen)})
+		},
+		title: func(p *client.ProducerInfo) string { return p.Name + " (" + p.ID + ")" },
+		secrets: func(p *client.ProducerInfo) (string, [][]string) {
+			cr := p.Credentials
+			if cr == nil {
+				return "", nil
+			}
+			var rows [][]string
+			if cr.Password != "" {
+				rows = append(rows, []string{"password", cr.Password, "(HTTP Basic, user " + p.ID + ")"})
+			}
+			if cr.APIKey != "" {
+				rows = append(rows, []string{"api key", cr.APIKey, "(Authorization: Bearer <api key>)"})
+			}
+			if cr.JWTSecret != "" {
+				rows = append(rows, []string{"jwt secret", cr.JWTSecret, "(HS256 key, base64url; sub = " + p.ID + ")"})
+			}
+			return "Credentials, shown this once (store them now):", rows
+		},
 	}
 }
 
-// show prints the producer an API call answered with, headed by verb
-// ("Created", "Disabled" …) when not empty.
-func (a *adminFlags) show(w io.Writer, p *client.ProducerInfo, err error, verb string) error {
-	if err != nil {
-		return err
-	}
-	if a.json {
-		return printJSON(w, p)
-	}
-	if verb != "" {
-		fmt.Fprintf(w, "%s producer %s (%s).\n", verb, p.Name, p.ID)
-	}
-	printProducer(w, p)
-	return nil
-}
-
-// printJSON prints v as indented JSON, leaving tag patterns such as
-// BILLING.> readable.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("print json: %w", err)
-	}
-	return nil
-}
-
-func printProducer(w io.Writer, p *client.ProducerInfo) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  id\t%s\n", p.ID)
-	fmt.Fprintf(tw, "  name\t%s\n", p.Name)
-	fmt.Fprintf(tw, "  enabled\t%v\n", p.Enabled)
-	fmt.Fprintf(tw, "  tags\t%s\n", strings.Join(p.Tags, ", "))
-	fmt.Fprintf(tw, "  owns\t%s\n", orNone(p.Owned))
-	fmt.Fprintf(tw, "  rate\t%s\n", rateText(p.Rate.PerSecond, p.Rate.Burst))
-	for _, k := range p.APIKeys {
-		fmt.Fprintf(tw, "  api key\t%s… (created %s)\n", k.Prefix, k.CreatedAt.Format(time.RFC3339))
-	}
-	fmt.Fprintf(tw, "  created\t%s\n", p.CreatedAt.Format(time.RFC3339))
-	fmt.Fprintf(tw, "  last seen\t%s\n", seen(p.LastSeen))
-	_ = tw.Flush()
-	cr := p.Credentials
-	if cr == nil {
-		return
-	}
-	fmt.Fprintln(w, "\nCredentials, shown this once (store them now):")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	if cr.Password != "" {
-		fmt.Fprintf(tw, "  password\t%s\t(HTTP Basic, user %s)\n", cr.Password, p.ID)
-	}
-	if cr.APIKey != "" {
-		fmt.Fprintf(tw, "  api key\t%s\t(Authorization: Bearer <api key>)\n", cr.APIKey)
-	}
-	if cr.JWTSecret != "" {
-		fmt.Fprintf(tw, "  jwt secret\t%s\t(HS256 key, base64url; sub = %s)\n", cr.JWTSecret, p.ID)
-	}
-	_ = tw.Flush()
-}
-
-func printList(w io.Writer, ps []client.ProducerInfo) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tENABLED\tTAGS\tOWNS\tRATE\tLAST SEEN")
-	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", p.ID, p.Name, p.Enabled, strings.Join(p.Tags, ","),
-			orNone(p.Owned), rateText(p.Rate.PerSecond, p.Rate.Burst), seen(p.LastSeen))
-	}
-	_ = tw.Flush()
-}
-
-func orNone(ss []string) string {
-	if len(ss) == 0 {
-		return "-"
-	}
-	return strings.Join(ss, ",")
-}
-
-func rateText(perSecond float64, burst int) string {
+func rateText(r client.Rate) string {
 	switch {
-	case perSecond < 0:
+	case r.PerSecond < 0:
 		return "unlimited"
-	case perSecond == 0 && burst == 0:
+	case r.PerSecond == 0 && r.Burst == 0:
 		return "default"
 	}
 	s := "default"
-	if perSecond > 0 {
-		s = strconv.FormatFloat(perSecond, 'f', -1, 64) + "/s"
+	if r.PerSecond > 0 {
+		s = strconv.FormatFloat(r.PerSecond, 'f', -1, 64) + "/s"
 	}
-	if burst > 0 {
-		s += " burst " + strconv.Itoa(burst)
+	if r.Burst > 0 {
+		s += " burst " + strconv.Itoa(r.Burst)
 	}
 	return s
 }
@@ -317,16 +100,30 @@ func seen(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return t.Format(time.RFC3339)
+	return localTime(t)
 }
 
-// specFlags are the flags of create and update; set records which were
-// given, so that update sends only those.
+func runProducers(ctx context.Context, args []string, con Console) error {
+	ps := producers()
+	cmds := map[string]func(context.Context, []string, Console) error{
+		"list":        ps.listCmd,
+		"get":         ps.getCmd,
+		"delete":      ps.deleteCmd,
+		"create":      producersCreate,
+		"update":      producersUpdate,
+		"rotate":      producersRotate,
+		"nats-config": producersNATSConfig,
+		"disable":     producersEnable("disable"),
+		"enable":      producersEnable("enable"),
+	}
+	return group{name: "producers", usage: producersUsage, admin: true, cmds: cmds}.run(ctx, args, con)
+}
+
+// specFlags are the flags of create and update.
 type specFlags struct {
 	name, tags, owns string
 	rate             float64
 	burst            int
-	set              map[string]bool
 }
 
 func (s *specFlags) flags(fs *conf.Set) {
@@ -335,83 +132,133 @@ func (s *specFlags) flags(fs *conf.Set) {
 	fs.String(&s.owns, "owns", "", "", "comma-separated categories the producer owns (no other producer may write them)")
 	fs.Float64(&s.rate, "rate", "", 0, "events per second on average (0: the server's default; negative: unlimited)")
 	fs.Int(&s.burst, "burst", "", 0, "events at once (0: the server's default)")
-	s.set = map[string]bool{}
 }
 
-// create builds the producer to register from the flags given.
-func (s *specFlags) create() client.ProducerSpec {
+const producersCreateAbout = `Registers a producer (POST /v1/producers) with its tag patterns, owned
+categories and rate limit. Its credentials (a password, an API key and a
+JWT secret) are printed once: store them then.
+`
+
+func producersCreate(ctx context.Context, args []string, con Console) error {
+	ps := producers()
+	c := ps.command(con, "create", " --name NAME [--tags PATTERNS --owns CATEGORIES --rate N --burst N] [--json]", producersCreateAbout)
+	var s specFlags
+	s.flags(c.fs)
+	_, cl, err := c.parse(args, 0, "")
+	if err != nil {
+		return err
+	}
+	set := c.given()
+	if !set["name"] {
+		return c.fail(errors.New("needs --name"))
+	}
 	spec := client.ProducerSpec{Name: s.name, Rate: client.Rate{PerSecond: s.rate, Burst: s.burst}}
-	if s.set["tags"] {
+	if set["tags"] {
 		spec.Tags = splitList(s.tags)
 	}
-	if s.set["owns"] {
+	if set["owns"] {
 		spec.Owns = splitList(s.owns)
 	}
-	return spec
+	p, err := cl.CreateProducer(ctx, spec)
+	return ps.show(c, "Created", p, err)
 }
 
-// update builds the change of a producer from the flags given: the others
-// stay as they are.
-func (s *specFlags) update() client.ProducerUpdate {
+const producersUpdateAbout = `Changes what the flags given say of a producer (PATCH /v1/producers/{id});
+the rest stays as it is. --rate or --burst alone keeps the other.
+`
+
+func producersUpdate(ctx context.Context, args []string, con Console) error {
+	ps := producers()
+	c := ps.command(con, "update", " KEY [--name NAME --tags PATTERNS --owns CATEGORIES --rate N --burst N] [--json]", producersUpdateAbout)
+	var s specFlags
+	s.flags(c.fs)
+	pos, cl, err := ps.parseKey(c, args)
+	if err != nil {
+		return err
+	}
+	set := c.given()
+	if !set["name"] && !set["tags"] && !set["owns"] && !set["rate"] && !set["burst"] {
+		return c.fail(errors.New("nothing to change (--name, --tags, --rate, --burst, --owns)"))
+	}
 	var u client.ProducerUpdate
-	if s.set["name"] {
+	if set["name"] {
 		u.Name = &s.name
 	}
-	if s.set["tags"] {
+	if set["tags"] {
 		t := splitList(s.tags)
 		u.Tags = &t
 	}
-	if s.set["owns"] {
+	if set["owns"] {
 		o := splitList(s.owns)
 		u.Owns = &o
 	}
-	if s.set["rate"] || s.set["burst"] {
+	if set["rate"] || set["burst"] {
+		if set["rate"] != set["burst"] { // the API replaces the rate as a whole: keep the other half
+			p, err := cl.Producer(ctx, pos[0])
+			if err != nil {
+				return c.fail(err)
+			}
+			if !set["rate"] {
+				s.rate = p.Rate.PerSecond
+			}
+			if !set["burst"] {
+				s.burst = p.Rate.Burst
+			}
+		}
 		u.Rate = &client.Rate{PerSecond: s.rate, Burst: s.burst}
 	}
-	return u
+	p, err := cl.UpdateProducer(ctx, pos[0], u)
+	return ps.show(c, "Updated", p, err)
 }
 
-// fillRate completes a rate change given by one flag with the producer's
-// current value of the other.
-func (s *specFlags) fillRate(current client.Rate) {
-	if !s.set["rate"] {
-		s.rate = current.PerSecond
-	}
-	if !s.set["burst"] {
-		s.burst = current.Burst
-	}
-}
-
-// splitList splits a comma-separated flag, dropping empty items.
-func splitList(s string) []string {
-	out := []string{}
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
+// producersEnable returns disable or enable.
+func producersEnable(sub string) func(context.Context, []string, Console) error {
+	return func(ctx context.Context, args []string, con Console) error {
+		about := "Lets a disabled producer write again.\n"
+		if sub == "disable" {
+			about = "Refuses a producer's events from now on, without deleting it.\n"
 		}
-	}
-	return out
-}
-
-// parseInterleaved parses flags that may come before, between or after
-// the positional arguments (`get ID --json`), which flag.Parse alone does
-// not allow, and records in any specFlags which flags were given.
-func parseInterleaved(fs *conf.Set, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+		ps := producers()
+		c := ps.command(con, sub, " KEY [--json]", about)
+		pos, cl, err := ps.parseKey(c, args)
+		if err != nil {
+			return err
 		}
-		rest := fs.FlagSet().Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
+		p, err := cl.SetProducerEnabled(ctx, pos[0], sub == "enable")
+		return ps.show(c, strings.ToUpper(sub[:1])+sub[1:]+"d", p, err)
 	}
 }
 
-// visitSet records the flags given on the command line in set.
-func visitSet(f *flag.FlagSet, set map[string]bool) {
-	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+func producersRotate(ctx context.Context, args []string, con Console) error {
+	ps := producers()
+	c := ps.command(con, "rotate", " KEY --credential password|api_key|jwt_secret [--json]",
+		"Replaces one credential of a producer; the new one is printed once.\n")
+	var credential string
+	c.fs.String(&credential, "credential", "", "", "what to rotate: password, api_key or jwt_secret")
+	pos, cl, err := ps.parseKey(c, args)
+	if err != nil {
+		return err
+	}
+	if credential == "" {
+		return c.fail(errors.New("needs --credential password, api_key or jwt_secret"))
+	}
+	p, err := cl.RotateProducer(ctx, pos[0], credential)
+	return ps.show(c, "Rotated the "+credential+" of", p, err)
+}
+
+func producersNATSConfig(ctx context.Context, args []string, con Console) error {
+	c := producers().command(con, "nats-config", " [--direct]",
+		"Prints the authorization block of a nats-server configuration that lets each producer\nrequest eventsync.ingest with its id and password.\n")
+	var direct bool
+	c.fs.Bool(&direct, "direct", "", false, "also let producers publish straight to events.<their tags> (skipping ingest's schemas and rate limits)")
+	_, cl, err := c.parse(args, 0, "")
+	if err != nil {
+		return err
+	}
+	s, err := cl.NATSConfig(ctx, direct)
+	if err != nil {
+		return c.fail(err)
+	}
+	_, err = io.WriteString(con.Out, s)
+	return err
 }

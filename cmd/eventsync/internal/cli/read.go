@@ -7,9 +7,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/eventsync/eventsync/pkg/client"
 	"github.com/eventsync/eventsync/pkg/event"
@@ -24,44 +22,39 @@ Times are RFC 3339, a date (2006-01-02) or a duration ago (15m, 24h).
 // queryFlags are the filters of query.
 type queryFlags struct {
 	tag, category, code, session, source string
-	severity, from, to, order            string
-	since                                uint64
+	severity, from, to, order, since     string
 	limit                                int
 }
 
 func runQuery(ctx context.Context, args []string, con Console) error {
-	fs, api := command("query", "query [--tag PATTERN --category C --code C --session ID --source S --severity LEVEL --from T --to T --since SEQ --limit N --order asc|desc] [--json]", queryAbout, con)
+	c := clientCommand(con, "query", "query [--tag PATTERN --category C --code C --session ID --source S --severity LEVEL --from T --to T --since SEQ --limit N --order asc|desc] [--json]", queryAbout)
 	var q queryFlags
-	f := fs.FlagSet()
-	f.StringVar(&q.tag, "tag", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.>")
-	f.StringVar(&q.category, "category", "", "category")
-	f.StringVar(&q.code, "code", "", "code")
-	f.StringVar(&q.session, "session", "", "session id")
-	f.StringVar(&q.source, "source", "", "source")
-	f.StringVar(&q.severity, "severity", "", "the least severity: debug, info, notice, warning, error or critical")
-	f.StringVar(&q.from, "from", "", "events at or after this time")
-	f.StringVar(&q.to, "to", "", "events before this time")
-	f.Uint64Var(&q.since, "since", 0, "events with a seq greater than this (the cursor)")
-	f.IntVar(&q.limit, "limit", client.DefaultLimit, "the most events to print (0: every one; with --order desc at most 10000)")
-	f.StringVar(&q.order, "order", "asc", "asc: oldest first from --since; desc: the newest --limit events")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+	c.fs.String(&q.tag, "tag", "", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.>")
+	c.fs.String(&q.category, "category", "", "", "category")
+	c.fs.String(&q.code, "code", "", "", "code")
+	c.fs.String(&q.session, "session", "", "", "session id")
+	c.fs.String(&q.source, "source", "", "", "source")
+	c.fs.String(&q.severity, "severity", "", "", "the least severity: debug, info, notice, warning, error or critical")
+	c.fs.String(&q.from, "from", "", "", "events at or after this time")
+	c.fs.String(&q.to, "to", "", "", "events before this time")
+	c.fs.String(&q.since, "since", "", "0", "events with a seq greater than this (the cursor)")
+	c.fs.Int(&q.limit, "limit", "", client.DefaultLimit, "the most events to print (0: every one; with --order desc at most 10000)")
+	c.fs.String(&q.order, "order", "", "asc", "asc: oldest first from --since; desc: the newest --limit events")
+	_, cl, err := c.parse(args, 0, "")
+	if err != nil {
 		return err
 	}
 	filter, err := q.filter(time.Now())
 	if err != nil {
-		return fmt.Errorf("query: %w", err)
+		return c.fail(err)
 	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	p := newEventPrinter(con.Out, api.json)
+	p := newEventPrinter(con.Out, c.json)
 	var last uint64
 	n := 0
-	for e, err := range c.Events(ctx, filter) {
+	for e, err := range cl.Events(ctx, filter) {
 		if err != nil {
 			p.flush()
-			return explain("query", err)
+			return c.fail(err)
 		}
 		if err := p.print(e); err != nil {
 			return err
@@ -74,7 +67,7 @@ func runQuery(ctx context.Context, args []string, con Console) error {
 	if err := p.flush(); err != nil {
 		return err
 	}
-	if !api.json {
+	if !c.json {
 		if n == 0 {
 			fmt.Fprintln(con.Out, "No events.")
 		} else if !filter.Newest {
@@ -87,9 +80,13 @@ func runQuery(ctx context.Context, args []string, con Console) error {
 // filter turns the flags into a client.Filter.
 func (q *queryFlags) filter(now time.Time) (client.Filter, error) {
 	f := client.Filter{
-		Since: q.since, Tag: q.tag, Category: q.category, Code: q.code, SessionID: q.session, Source: q.source,
+		Tag: q.tag, Category: q.category, Code: q.code, SessionID: q.session, Source: q.source,
 	}
 	var errs []error
+	var err error
+	if f.Since, err = parseSeq("--since", q.since); err != nil {
+		errs = append(errs, err)
+	}
 	if q.limit < 0 {
 		errs = append(errs, fmt.Errorf("--limit %d: want 0 or more", q.limit))
 	}
@@ -111,7 +108,6 @@ func (q *queryFlags) filter(now time.Time) (client.Filter, error) {
 		}
 		f.Severity = s
 	}
-	var err error
 	if f.From, err = parseTime("from", q.from, now); err != nil {
 		errs = append(errs, err)
 	}
@@ -123,10 +119,10 @@ func (q *queryFlags) filter(now time.Time) (client.Filter, error) {
 
 // eventPrinter prints events as a table, or as JSON lines.
 type eventPrinter struct {
-	w    io.Writer
-	json bool
-	tw   *tabwriter.Writer
-	rows int // rows since the table was flushed
+	w      io.Writer
+	json   bool
+	header bool       // the table's header is printed
+	rows   [][]string // rows not printed yet
 }
 
 // tableChunk is how many rows are aligned together: a long listing
@@ -139,32 +135,37 @@ func newEventPrinter(w io.Writer, asJSON bool) *eventPrinter {
 
 func (p *eventPrinter) print(e event.Event) error {
 	if p.json {
-		return writeJSON(p.w, e)
+		return printJSON(p.w, e)
 	}
-	if p.tw == nil {
-		p.tw = tabwriter.NewWriter(p.w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(p.tw, "SEQ\tTIME\tTAG\tSEVERITY\tMESSAGE")
+	if !p.header {
+		p.rows, p.header = append(p.rows, []string{"SEQ", "TIME", "TAG", "SEVERITY", "MESSAGE"}), true
 	}
-	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\n", e.Seq, e.Timestamp.Local().Format(timeLayout), e.Tag, severityText(e.Severity), oneLine(e.Message))
-	if p.rows++; p.rows >= tableChunk {
+	p.rows = append(p.rows, []string{strconv.FormatUint(e.Seq, 10), e.Timestamp.Local().Format(timeLayout), e.Tag, severityText(e.Severity), oneLine(e.Message)})
+	if len(p.rows) >= tableChunk {
 		return p.flush()
 	}
 	return nil
 }
 
 func (p *eventPrinter) flush() error {
-	p.rows = 0
-	if p.tw == nil {
+	rows := p.rows
+	p.rows = nil
+	if len(rows) == 0 {
 		return nil
 	}
-	if err := p.tw.Flush(); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	return nil
+	return printRows(p.w, "", rows)
 }
 
-// timeLayout is how tables show times: RFC 3339 to the millisecond.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+// printEvents prints events as a table.
+func printEvents(w io.Writer, events []event.Event) error {
+	p := newEventPrinter(w, false)
+	for _, e := range events {
+		if err := p.print(e); err != nil {
+			return err
+		}
+	}
+	return p.flush()
+}
 
 func severityText(s event.Severity) string {
 	if s == 0 {
@@ -173,46 +174,32 @@ func severityText(s event.Severity) string {
 	return s.String()
 }
 
-// oneLine makes text fit one line, with no control characters (which could
-// drive the terminal) left in it.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
 const sessionsAbout = `Prints the events of one session (GET /v1/sessions/{id}/events) in the
 order they happened, as a table or, with --json, as JSON lines.
 `
 
 func runSessions(ctx context.Context, args []string, con Console) error {
-	fs, api := command("sessions", "sessions SESSION_ID [--json]", sessionsAbout, con)
-	pos, err := parseArgs(fs, args, 1, "a session id")
+	c := clientCommand(con, "sessions", "sessions SESSION_ID [--json]", sessionsAbout)
+	pos, cl, err := c.parse(args, 1, "a session id")
 	if err != nil {
 		return err
 	}
-	c, err := api.client()
+	events, err := cl.Session(ctx, pos[0])
 	if err != nil {
-		return err
+		return c.fail(err)
 	}
-	events, err := c.Session(ctx, pos[0])
-	if err != nil {
-		return explain("sessions", err)
-	}
-	p := newEventPrinter(con.Out, api.json)
-	for _, e := range events {
-		if err := p.print(e); err != nil {
-			return err
+	if c.json {
+		for _, e := range events {
+			if err := printJSON(con.Out, e); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
-	if err := p.flush(); err != nil {
+	if err := printEvents(con.Out, events); err != nil {
 		return err
 	}
-	if !api.json && len(events) == 0 {
+	if len(events) == 0 {
 		fmt.Fprintf(con.Out, "No events in session %s.\n", pos[0])
 	}
 	return nil
@@ -224,20 +211,19 @@ or a duration ago (15m, 24h).
 `
 
 func runStats(ctx context.Context, args []string, con Console) error {
-	fs, api := command("stats", "stats [--from T --to T --bucket minute|hour|day --tag PATTERN] [--json]", statsAbout, con)
+	c := clientCommand(con, "stats", "stats [--from T --to T --bucket minute|hour|day --tag PATTERN] [--json]", statsAbout)
 	var from, to, bucket, tag string
-	f := fs.FlagSet()
-	f.StringVar(&from, "from", "", "count events at or after this time (default: 24h ago)")
-	f.StringVar(&to, "to", "", "count events before this time (default: now)")
-	f.StringVar(&bucket, "bucket", "", "minute, hour or day (default hour)")
-	f.StringVar(&tag, "tag", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.>")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+	c.fs.String(&from, "from", "", "", "count events at or after this time (default: 24h ago)")
+	c.fs.String(&to, "to", "", "", "count events before this time (default: now)")
+	c.fs.String(&bucket, "bucket", "", "", "minute, hour or day (default hour)")
+	c.fs.String(&tag, "tag", "", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.>")
+	_, cl, err := c.parse(args, 0, "")
+	if err != nil {
 		return err
 	}
 	now := time.Now()
 	sf := client.StatsFilter{Bucket: bucket, Tag: tag}
 	var errs []error
-	var err error
 	if sf.From, err = parseTime("from", from, now); err != nil {
 		errs = append(errs, err)
 	}
@@ -245,32 +231,24 @@ func runStats(ctx context.Context, args []string, con Console) error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("stats: %w", err)
+		return c.fail(err)
 	}
-	c, err := api.client()
+	s, err := cl.Stats(ctx, sf)
 	if err != nil {
-		return err
+		return c.fail(err)
 	}
-	s, err := c.Stats(ctx, sf)
-	if err != nil {
-		return explain("stats", err)
+	if c.json {
+		return printJSON(con.Out, s)
 	}
-	if api.json {
-		return writeJSON(con.Out, s)
-	}
-	fmt.Fprintf(con.Out, "Events per %s from %s to %s:\n", s.Bucket, s.From.Local().Format(time.RFC3339), s.To.Local().Format(time.RFC3339))
-	tw := tabwriter.NewWriter(con.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BUCKET\tTAG\tCOUNT")
+	fmt.Fprintf(con.Out, "Events per %s from %s to %s:\n", s.Bucket, localTime(s.From), localTime(s.To))
+	rows := make([][]string, 0, len(s.Counts)+1)
 	var total uint64
 	for _, n := range s.Counts {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", n.Bucket.Local().Format(time.RFC3339), n.Tag, n.Count)
+		rows = append(rows, []string{localTime(n.Bucket), n.Tag, strconv.FormatUint(n.Count, 10)})
 		total += n.Count
 	}
-	fmt.Fprintf(tw, "total\t\t%d\n", total)
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-	return nil
+	rows = append(rows, []string{"total", "", strconv.FormatUint(total, 10)})
+	return printTable(con.Out, []string{"BUCKET", "TAG", "COUNT"}, rows)
 }
 
 const tailAbout = `Follows events live (GET /v1/stream, Server-Sent Events), one line per
@@ -281,38 +259,34 @@ never shows an event twice. Ctrl-C ends it.
 `
 
 func runTail(ctx context.Context, args []string, con Console) error {
-	fs, api := command("tail", "tail [--tag PATTERN] [--since SEQ] [--json]", tailAbout, con)
+	c := clientCommand(con, "tail", "tail [--tag PATTERN] [--since SEQ] [--json]", tailAbout)
 	var tag, since string
-	f := fs.FlagSet()
-	f.StringVar(&tag, "tag", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.> (default: every event)")
-	f.StringVar(&since, "since", "", "start after this seq (0: every stored event; default: only new events)")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
+	c.fs.String(&tag, "tag", "", "", "tag pattern with NATS wildcards: DATABASE.*, TEST.> (default: every event)")
+	c.fs.String(&since, "since", "", "", "start after this seq (0: every stored event; default: only new events)")
+	_, cl, err := c.parse(args, 0, "")
+	if err != nil {
 		return err
 	}
 	from := client.Live
 	if since != "" {
 		n, err := parseSeq("--since", since)
 		if err != nil {
-			return fmt.Errorf("tail: %w", err)
+			return c.fail(err)
 		}
 		from = n
 	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	color := !api.json && con.color()
-	for e, err := range c.Tail(ctx, tag, from) {
+	color := !c.json && con.color()
+	for e, err := range cl.Tail(ctx, tag, from) {
 		if err != nil {
-			return explain("tail", err)
+			return c.fail(err)
 		}
-		if api.json {
-			err = writeJSON(con.Out, e)
+		if c.json {
+			err = printJSON(con.Out, e)
 		} else {
 			_, err = io.WriteString(con.Out, tailLine(e, color))
 		}
 		if err != nil {
-			return fmt.Errorf("tail: write: %w", err)
+			return c.fail(err)
 		}
 	}
 	return nil // ctx done: Ctrl-C

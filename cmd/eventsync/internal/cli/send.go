@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventsync/eventsync/pkg/client"
+	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/schollz/progressbar/v3"
 )
@@ -42,17 +42,17 @@ type sendFlags struct {
 	severity, data, timestamp    string
 }
 
-func (s *sendFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.tag, "tag", "", "tag of the event: CATEGORY.CODE")
-	fs.StringVar(&s.category, "category", "", "category of the event (with --code, instead of --tag)")
-	fs.StringVar(&s.code, "code", "", "code of the event (with --category, instead of --tag)")
-	fs.StringVar(&s.message, "message", "", "message of the event")
-	fs.StringVar(&s.id, "id", "", "id of the event (default: a new UUIDv7)")
-	fs.StringVar(&s.session, "session", "", "session id of the event")
-	fs.StringVar(&s.source, "source", "", "source of the event")
-	fs.StringVar(&s.severity, "severity", "", "debug, info, notice, warning, error or critical (default info)")
-	fs.StringVar(&s.data, "data", "", "data of the event: a JSON object")
-	fs.StringVar(&s.timestamp, "timestamp", "", "time of the event, RFC 3339 (default: when the server receives it)")
+func (s *sendFlags) flags(fs *conf.Set) {
+	fs.String(&s.tag, "tag", "", "", "tag of the event: CATEGORY.CODE")
+	fs.String(&s.category, "category", "", "", "category of the event (with --code, instead of --tag)")
+	fs.String(&s.code, "code", "", "", "code of the event (with --category, instead of --tag)")
+	fs.String(&s.message, "message", "", "", "message of the event")
+	fs.String(&s.id, "id", "", "", "id of the event (default: a new UUIDv7)")
+	fs.String(&s.session, "session", "", "", "session id of the event")
+	fs.String(&s.source, "source", "", "", "source of the event")
+	fs.String(&s.severity, "severity", "", "", "debug, info, notice, warning, error or critical (default info)")
+	fs.String(&s.data, "data", "", "", "data of the event: a JSON object")
+	fs.String(&s.timestamp, "timestamp", "", "", "time of the event, RFC 3339 (default: when the server receives it)")
 }
 
 // given reports whether any flag that makes an event was given.
@@ -98,32 +98,29 @@ type sendSummary struct {
 }
 
 func runSend(ctx context.Context, args []string, con Console) error {
-	fs, api := command("send", "send --tag CATEGORY.CODE --message TEXT [--session ID --source S --severity LEVEL --data JSON]\n  eventsync send [--file PATH] < events.ndjson", sendAbout, con)
+	c := clientCommand(con, "send", "send --tag CATEGORY.CODE --message TEXT [--session ID --source S --severity LEVEL --data JSON]\n  eventsync send [--file PATH] < events.ndjson", sendAbout)
 	var (
 		one  sendFlags
 		file string
 	)
-	one.register(fs.FlagSet())
-	fs.String(&file, "file", "", "", "read events from this file (- or no flag: stdin) instead of the flags")
-	if _, err := parseArgs(fs, args, 0, ""); err != nil {
-		return err
-	}
-	c, err := api.client()
+	one.flags(c.fs)
+	c.fs.String(&file, "file", "", "", "read events from this file (- or no flag: stdin) instead of the flags")
+	_, cl, err := c.parse(args, 0, "")
 	if err != nil {
 		return err
 	}
 	if one.given() {
 		if file != "" {
-			return errors.New("send: give either an event's flags or --file, not both")
+			return c.fail(errors.New("give either an event's flags or --file, not both"))
 		}
-		return sendOne(ctx, c, one, api.json, con)
+		return sendOne(ctx, c, cl, one)
 	}
 
 	in, size := con.In, int64(-1)
 	if file != "" && file != "-" {
 		f, err := os.Open(file)
 		if err != nil {
-			return fmt.Errorf("send: %w", err)
+			return c.fail(err)
 		}
 		defer f.Close()
 		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
@@ -132,11 +129,11 @@ func runSend(ctx context.Context, args []string, con Console) error {
 		in = f
 	}
 	if in == nil {
-		return errors.New("send: no events: give --tag and --message, --file, or events on stdin")
+		return c.fail(errors.New("no events: give --tag and --message, --file, or events on stdin"))
 	}
-	sum, err := sendStream(ctx, c, in, size, con)
-	if api.json {
-		if jerr := writeJSON(con.Out, sum); jerr != nil && err == nil {
+	sum, err := sendStream(ctx, c, cl, in, size)
+	if c.json {
+		if jerr := printJSON(con.Out, sum); jerr != nil && err == nil {
 			err = jerr
 		}
 	} else {
@@ -152,23 +149,25 @@ func runSend(ctx context.Context, args []string, con Console) error {
 	return err
 }
 
-func sendOne(ctx context.Context, c *client.Client, one sendFlags, asJSON bool, con Console) error {
+// sendOne sends the event the flags make.
+func sendOne(ctx context.Context, c *command, cl *client.Client, one sendFlags) error {
 	e, err := one.event()
 	if err != nil {
-		return fmt.Errorf("send: %w", err)
+		return c.fail(err)
 	}
-	res, err := c.Send(ctx, e)
+	res, err := cl.Send(ctx, e)
 	if err != nil {
-		return explain("send", err)
+		return c.fail(err)
 	}
-	if asJSON {
-		return writeJSON(con.Out, sendSummary{Accepted: int64(res.Accepted), Duplicates: int64(res.Duplicates), Events: res.Events})
+	if c.json {
+		return printJSON(c.con.Out, sendSummary{Accepted: int64(res.Accepted), Duplicates: int64(res.Duplicates), Events: res.Events})
 	}
-	fmt.Fprintf(con.Out, "Sent 1 event: %d accepted, %d duplicates.\n", res.Accepted, res.Duplicates)
-	for _, r := range res.Events {
-		fmt.Fprintf(con.Out, "  id %s  seq %d  subject %s\n", r.ID, r.Seq, r.Subject)
+	fmt.Fprintf(c.con.Out, "Sent 1 event: %d accepted, %d duplicates.\n", res.Accepted, res.Duplicates)
+	rows := make([][]string, len(res.Events))
+	for i, r := range res.Events {
+		rows[i] = []string{"id " + r.ID, "seq " + strconv.FormatUint(r.Seq, 10), "subject " + r.Subject}
 	}
-	return nil
+	return printDetails(c.con.Out, rows)
 }
 
 // maxTemporaryFailures is how many failed sends in a row (each already
@@ -178,7 +177,7 @@ const maxTemporaryFailures = 3
 // sendStream sends the events read from r through a client.Producer, so
 // that at most a buffer of them is in memory. size is the length of r in
 // bytes, or -1 when unknown; it sizes the progress bar.
-func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, con Console) (*sendSummary, error) {
+func sendStream(ctx context.Context, c *command, cl *client.Client, r io.Reader, size int64) (*sendSummary, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -192,7 +191,7 @@ func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, 
 		problems  []error // requests the server refused
 		unsentErr error   // why the last events not sent were given up on
 	)
-	p := client.NewProducer(c, client.ProducerOptions{
+	p := client.NewProducer(cl, client.ProducerOptions{
 		OnSent: func(sent []client.Result) {
 			failures.Store(0)
 			for _, r := range sent {
@@ -231,9 +230,9 @@ func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, 
 	}()
 
 	var bar *progressbar.ProgressBar
-	if con.progress() {
+	if c.con.progress() {
 		bar = progressbar.NewOptions64(size,
-			progressbar.OptionSetWriter(con.Err),
+			progressbar.OptionSetWriter(c.con.Err),
 			progressbar.OptionSetDescription("sending"),
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionShowTotalBytes(true),
@@ -266,12 +265,12 @@ func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, 
 	// Run and Close are done: no callback touches problems or unsentErr.
 	var errs []error
 	if readErr != nil {
-		errs = append(errs, fmt.Errorf("send: %w (after %d events)", readErr, n))
+		errs = append(errs, c.fail(fmt.Errorf("%w (after %d events)", readErr, n)))
 	}
 	if sum.Refused > 0 {
-		errs = append(errs, fmt.Errorf("send: the server refused %s (the others were sent):", plural(sum.Refused, "event")))
+		errs = append(errs, c.fail(fmt.Errorf("the server refused %s (the others were sent):", plural(sum.Refused, "event"))))
 		for _, e := range problems {
-			errs = append(errs, explain("send", e))
+			errs = append(errs, c.fail(e))
 		}
 	}
 	cause := context.Cause(ctx)
@@ -280,11 +279,11 @@ func sendStream(ctx context.Context, c *client.Client, r io.Reader, size int64, 
 	}
 	switch {
 	case sum.NotSent > 0 && cause != nil:
-		errs = append(errs, explain(fmt.Sprintf("send: %s not sent", plural(sum.NotSent, "event")), cause))
+		errs = append(errs, c.failAs(fmt.Sprintf("%s: %s not sent", c.name, plural(sum.NotSent, "event")), cause))
 	case sum.NotSent > 0:
-		errs = append(errs, fmt.Errorf("send: %s not sent", plural(sum.NotSent, "event")))
+		errs = append(errs, c.fail(fmt.Errorf("%s not sent", plural(sum.NotSent, "event"))))
 	case closeErr != nil && sum.Refused == 0 && readErr == nil:
-		errs = append(errs, explain("send", closeErr))
+		errs = append(errs, c.fail(closeErr))
 	}
 	return &sum, errors.Join(errs...)
 }
@@ -390,22 +389,4 @@ func firstByte(r *bufio.Reader) (byte, error) {
 			return b[0], nil
 		}
 	}
-}
-
-// plural writes a count of things: 1 event, 2 events.
-func plural(n int64, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return strconv.FormatInt(n, 10) + " " + thing + "s"
-}
-
-// writeJSON prints v as one line of JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("write json: %w", err)
-	}
-	return nil
 }
