@@ -183,7 +183,7 @@ func (s *Service) check(ctx context.Context, sub *Subscription) []problem.FieldE
 		}
 	case Email:
 		if _, _, err := sink.ParseMailto(sub.URL); err != nil {
-			add("/url", "must be a mailto: URL for email: "+err.Error())
+			add("/url", err.Error())
 		} else if s.senders[Email] == nil {
 			add("/type", "email is not configured on this server (set SMTP_ADDR)")
 		}

@@ -111,6 +111,15 @@ func TestProblemDetails(t *testing.T) {
 		{"batch unknown member", "POST", "/v1/subscriptions", `{` + hook + `, "tags": ["A.*"], "batch": {"size": 5}}`, 422,
 			"/batch/size is not a known member", fe("/batch/size", "is not a known member")},
 
+		{"url scheme", "POST", "/v1/subscriptions", `{"url": "ftp://93.184.216.34/x", "tags": ["A.*"]}`, 422,
+			`/url must be an http or https URL, not "ftp"`, fe("/url", `must be an http or https URL, not "ftp"`)},
+		{"url without host", "POST", "/v1/subscriptions", `{"url": "https:///x", "tags": ["A.*"]}`, 422,
+			"/url must name a host", fe("/url", "must name a host")},
+		{"email url", "POST", "/v1/subscriptions", `{"url": "mailto:", "type": "email", "tags": ["A.*"]}`, 422,
+			"/url must name a recipient", fe("/url", "must name a recipient")},
+		{"email field", "POST", "/v1/subscriptions", `{"url": "mailto:a@example.com?cc=b@example.com", "type": "email", "tags": ["A.*"]}`, 422,
+			`/url may have the fields to and subject only, not "cc"`, fe("/url", `may have the fields to and subject only, not "cc"`)},
+
 		{"patch array body", "PATCH", "/v1/subscriptions/" + sub.ID, `[]`, 400,
 			"the body must be a JSON object, not an array", nil},
 		{"patch unknown member", "PATCH", "/v1/subscriptions/" + sub.ID, `{"secret": "x"}`, 422,

@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -133,23 +134,23 @@ func (g *Guard) allowed(ip netip.Addr) bool {
 func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("check url: %w", err)
+		return fmt.Errorf("is not a URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("check url: scheme %q is not http or https", u.Scheme)
+		return fmt.Errorf("must be an http or https URL, not %s", schemeName(u.Scheme))
 	}
 	host := u.Hostname()
 	if host == "" {
-		return errors.New("check url: no host")
+		return errors.New("must name a host")
 	}
 	if ip, err := netip.ParseAddr(host); err == nil {
 		if err := g.CheckAddr(ip); err != nil {
-			return fmt.Errorf("check url: %w", err)
+			return err
 		}
 		return nil
 	}
 	if numericHost(host) {
-		return fmt.Errorf("check url: host %q is a numeric form that some clients read as an IPv4 address; "+
+		return fmt.Errorf("host %q is a numeric form that some clients read as an IPv4 address; "+
 			"write an address as four decimal octets (127.0.0.1) or use a name: %w", host, ErrForbidden)
 	}
 	lookup := g.LookupNetIP
@@ -158,17 +159,25 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) error {
 	}
 	addrs, err := lookup(ctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("check url: resolve %s: %w", host, err)
+		return fmt.Errorf("host %s does not resolve: %w", host, err)
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("check url: resolve %s: no addresses", host)
+		return fmt.Errorf("host %s resolves to no address", host)
 	}
 	for _, a := range addrs {
 		if err := g.CheckAddr(a); err != nil {
-			return fmt.Errorf("check url: host %s: %w", host, err)
+			return fmt.Errorf("host %s: %w", host, err)
 		}
 	}
 	return nil
+}
+
+// schemeName names a URL scheme for an error detail.
+func schemeName(scheme string) string {
+	if scheme == "" {
+		return "a URL without a scheme"
+	}
+	return strconv.Quote(scheme)
 }
 
 // numericHost reports whether host ends in a label that URL parsers

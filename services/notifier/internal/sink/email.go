@@ -358,19 +358,19 @@ func smtpReplyText(se *smtp.SMTPError) string {
 func ParseMailto(target string) (to []string, subject string, err error) {
 	u, err := url.Parse(target)
 	if err != nil {
-		return nil, "", fmt.Errorf("parse mailto: %w", err)
+		return nil, "", fmt.Errorf("is not a URL: %w", err)
 	}
 	if !strings.EqualFold(u.Scheme, "mailto") {
-		return nil, "", fmt.Errorf("parse mailto %q: scheme must be mailto", target)
+		return nil, "", errors.New("must be a mailto: URL for email")
 	}
 	if u.Host != "" || u.User != nil || u.Path != "" || u.Fragment != "" {
-		return nil, "", fmt.Errorf("parse mailto %q: want mailto:addr[,addr…][?subject=…]", target)
+		return nil, "", errors.New("must have the form mailto:addr[,addr…][?subject=…]")
 	}
 	var raw []string
 	if u.Opaque != "" {
 		s, err := url.PathUnescape(u.Opaque)
 		if err != nil {
-			return nil, "", fmt.Errorf("parse mailto %q: %w", target, err)
+			return nil, "", fmt.Errorf("has a bad escape in its recipients: %w", err)
 		}
 		raw = append(raw, strings.Split(s, ",")...)
 	}
@@ -380,19 +380,19 @@ func ParseMailto(target string) (to []string, subject string, err error) {
 			name, value, _ := strings.Cut(field, "=")
 			value, err := url.PathUnescape(value)
 			if err != nil {
-				return nil, "", fmt.Errorf("parse mailto %q: %s: %w", target, name, err)
+				return nil, "", fmt.Errorf("has a bad escape in its %s field: %w", name, err)
 			}
 			switch strings.ToLower(name) {
 			case "to":
 				raw = append(raw, strings.Split(value, ",")...)
 			case "subject":
 				if haveSubject {
-					return nil, "", fmt.Errorf("parse mailto %q: more than one subject", target)
+					return nil, "", errors.New("may have one subject, not several")
 				}
 				haveSubject = true
 				subject = value
 			default:
-				return nil, "", fmt.Errorf("parse mailto %q: unsupported header field %q (only to and subject)", target, name)
+				return nil, "", fmt.Errorf("may have the fields to and subject only, not %q", name)
 			}
 		}
 	}
@@ -400,7 +400,7 @@ func ParseMailto(target string) (to []string, subject string, err error) {
 	for _, r := range raw {
 		a, err := parseBareAddress(strings.TrimSpace(r), false)
 		if err != nil {
-			return nil, "", fmt.Errorf("parse mailto %q: %w", target, err)
+			return nil, "", err
 		}
 		if key := strings.ToLower(a.Address); !seen[key] {
 			seen[key] = true
@@ -408,16 +408,16 @@ func ParseMailto(target string) (to []string, subject string, err error) {
 		}
 	}
 	if len(to) == 0 {
-		return nil, "", fmt.Errorf("parse mailto %q: no recipient", target)
+		return nil, "", errors.New("must name a recipient")
 	}
 	if len(to) > maxMailRecipients {
-		return nil, "", fmt.Errorf("parse mailto %q: %d recipients, at most %d", target, len(to), maxMailRecipients)
+		return nil, "", fmt.Errorf("may name at most %d recipients, not %d", maxMailRecipients, len(to))
 	}
 	if !utf8.ValidString(subject) || strings.ContainsFunc(subject, unicode.IsControl) {
-		return nil, "", fmt.Errorf("parse mailto %q: subject must be text on one line", target)
+		return nil, "", errors.New("must have a subject of text on one line")
 	}
 	if n := utf8.RuneCountInString(subject); n > maxMailSubject {
-		return nil, "", fmt.Errorf("parse mailto %q: subject of %d characters, at most %d", target, n, maxMailSubject)
+		return nil, "", fmt.Errorf("must have a subject of at most %d characters, not %d", maxMailSubject, n)
 	}
 	return to, strings.TrimSpace(subject), nil
 }
