@@ -92,6 +92,7 @@ Every client command takes:
   --admin-token T   admin token, for the admin endpoints [$EVENTSYNC_ADMIN_TOKEN]
   --json            print JSON instead of text (events as one JSON object a line)
 Times (T) are RFC 3339, a date (2006-01-02) or a duration ago (15m, 24h). Tag patterns use
-NATS wildcards: * is one token, > the rest (DATABASE.*, TEST.>). Tables and colors are for
-people; a progress bar shows on a terminal only; NO_COLOR turns color off.
+NATS wildcards: * is one token, > the rest (DATABASE.*, TEST.>). Lists (--tags, --owns) are
+comma-separated, repeated or both: --tags 'A.*,B.>' is --tags 'A.*' --tags 'B.>'. Tables
+and colors are for people; a progress bar shows on a terminal only; NO_COLOR turns color off.
 `

@@ -201,15 +201,26 @@ func (h headerFlags) Set(v string) error {
 	return nil
 }
 
-// splitList splits a comma-separated flag, dropping empty items.
-func splitList(s string) []string {
-	out := []string{}
-	for item := range strings.SplitSeq(s, ",") {
+// listFlag is a flag of several values: repeated (--tags 'A.*' --tags
+// 'B.>'), comma-separated (--tags 'A.*,B.>') or both. Empty items are
+// dropped, so that an empty value (--owns "") gives an empty list.
+type listFlag struct {
+	items []string
+	given bool // set on the command line, even to an empty list
+}
+
+func (l *listFlag) String() string { return strings.Join(l.items, ",") }
+
+func (l *listFlag) Set(v string) error {
+	if !l.given {
+		l.items, l.given = []string{}, true
+	}
+	for item := range strings.SplitSeq(v, ",") {
 		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
+			l.items = append(l.items, item)
 		}
 	}
-	return out
+	return nil
 }
 
 // parseTime reads a time flag: RFC 3339, a date (2006-01-02, UTC), or a

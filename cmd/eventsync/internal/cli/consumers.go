@@ -90,22 +90,24 @@ Creating it again with the same definition is harmless.
 func consumersCreate(ctx context.Context, args []string, con Console) error {
 	ks := consumers()
 	c := ks.command(con, "create", " KEY --tags PATTERNS [--start new|all|SEQ|TIME] [--json]", consumersCreateAbout)
-	var tags, start string
-	c.fs.String(&tags, "tags", "", "", "comma-separated tag patterns: ORDER.*,BILLING.>")
+	var (
+		tags  listFlag
+		start string
+	)
+	c.fs.Var(&tags, "tags", "", "tag patterns, comma-separated or repeated: ORDER.*,BILLING.>")
 	c.fs.String(&start, "start", "", "new", "where to begin: new, all, a seq, or a time")
 	pos, cl, err := ks.parseKey(c, args)
 	if err != nil {
 		return err
 	}
-	patterns := splitList(tags)
-	if len(patterns) == 0 {
+	if len(tags.items) == 0 {
 		return c.fail(errors.New("--tags is required"))
 	}
 	st, err := parseStart(start, time.Now())
 	if err != nil {
 		return c.fail(err)
 	}
-	k, err := cl.CreateConsumer(ctx, pos[0], patterns, st)
+	k, err := cl.CreateConsumer(ctx, pos[0], tags.items, st)
 	return ks.show(c, "Created", k, err)
 }
 

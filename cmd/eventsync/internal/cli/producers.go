@@ -121,15 +121,16 @@ func runProducers(ctx context.Context, args []string, con Console) error {
 
 // specFlags are the flags of create and update.
 type specFlags struct {
-	name, tags, owns string
-	rate             float64
-	burst            int
+	name       string
+	tags, owns listFlag
+	rate       float64
+	burst      int
 }
 
 func (s *specFlags) flags(fs *conf.Set) {
 	fs.String(&s.name, "name", "", "", "unique name of the producer (letters, digits, '-', '_')")
-	fs.String(&s.tags, "tags", "", "", "comma-separated tag patterns the producer may publish (default: every tag)")
-	fs.String(&s.owns, "owns", "", "", "comma-separated categories the producer owns (no other producer may write them)")
+	fs.Var(&s.tags, "tags", "", "tag patterns the producer may publish, comma-separated or repeated (default: every tag)")
+	fs.Var(&s.owns, "owns", "", "categories the producer owns (no other producer may write them), comma-separated or repeated")
 	fs.Float64(&s.rate, "rate", "", 0, "events per second on average (0: the server's default; negative: unlimited)")
 	fs.Int(&s.burst, "burst", "", 0, "events at once (0: the server's default)")
 }
@@ -153,11 +154,11 @@ func producersCreate(ctx context.Context, args []string, con Console) error {
 		return c.fail(errors.New("needs --name"))
 	}
 	spec := client.ProducerSpec{Name: s.name, Rate: client.Rate{PerSecond: s.rate, Burst: s.burst}}
-	if set["tags"] {
-		spec.Tags = splitList(s.tags)
+	if s.tags.given {
+		spec.Tags = s.tags.items
 	}
-	if set["owns"] {
-		spec.Owns = splitList(s.owns)
+	if s.owns.given {
+		spec.Owns = s.owns.items
 	}
 	p, err := cl.CreateProducer(ctx, spec)
 	return ps.show(c, "Created", p, err)
@@ -184,13 +185,11 @@ func producersUpdate(ctx context.Context, args []string, con Console) error {
 	if set["name"] {
 		u.Name = &s.name
 	}
-	if set["tags"] {
-		t := splitList(s.tags)
-		u.Tags = &t
+	if s.tags.given {
+		u.Tags = &s.tags.items
 	}
-	if set["owns"] {
-		o := splitList(s.owns)
-		u.Owns = &o
+	if s.owns.given {
+		u.Owns = &s.owns.items
 	}
 	if set["rate"] || set["burst"] {
 		if set["rate"] != set["burst"] { // the API replaces the rate as a whole: keep the other half

@@ -95,13 +95,13 @@ func subsCreate(ctx context.Context, args []string, con Console) error {
 	c := subs.command(con, "create", " --url URL --tags PATTERNS [--type T --description TEXT --header 'Name: value' --secret S --batch-events N --batch-wait D] [--json]", subsCreateAbout)
 	var (
 		spec       client.SubscriptionSpec
-		tags       string
+		tags       listFlag
 		headers    = headerFlags{}
 		batchCount int
 		batchWait  time.Duration
 	)
 	c.fs.String(&spec.URL, "url", "", "", "where to deliver: https://… (webhook, Slack) or mailto:… (email)")
-	c.fs.String(&tags, "tags", "", "", "comma-separated tag patterns: DATABASE.*,AUTH.INVALID_TOKEN,TEST.>")
+	c.fs.Var(&tags, "tags", "", "tag patterns, comma-separated or repeated: DATABASE.*,AUTH.INVALID_TOKEN,TEST.>")
 	c.fs.String(&spec.Type, "type", "", "", "webhook, slack or email (default: from the URL)")
 	c.fs.String(&spec.Description, "description", "", "", "what the subscription is for")
 	c.fs.Var(headers, "header", "", "a header sent with every delivery, 'Name: value' (repeatable)")
@@ -112,7 +112,7 @@ func subsCreate(ctx context.Context, args []string, con Console) error {
 	if err != nil {
 		return err
 	}
-	spec.Tags = splitList(tags)
+	spec.Tags = tags.items
 	var errs []error
 	if spec.URL == "" {
 		errs = append(errs, errors.New("--url is required"))
