@@ -12,13 +12,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/conf"
-	"github.com/eventsync/eventsync/pkg/producer"
-	"github.com/eventsync/eventsync/pkg/ratelimit"
-	"github.com/eventsync/eventsync/pkg/schema"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 	"github.com/eventsync/eventsync/services/ingest/internal/producers"
+	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 	"github.com/eventsync/eventsync/services/ingest/internal/schemas"
 )
 

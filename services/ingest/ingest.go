@@ -15,12 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 // Defaults of Config.

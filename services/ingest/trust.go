@@ -10,9 +10,9 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
-	"github.com/eventsync/eventsync/pkg/ratelimit"
 	"github.com/eventsync/eventsync/pkg/subject"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
 
 // authenticator tells which producer sent a request from its Authorization

@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
-	"github.com/eventsync/eventsync/pkg/ratelimit"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
 
 // The real authenticator, registry and schema registry have their own tests

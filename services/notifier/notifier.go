@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventsync/eventsync/pkg/conf"
-	"github.com/eventsync/eventsync/pkg/netguard"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
+	"github.com/eventsync/eventsync/services/notifier/internal/netguard"
 	"github.com/eventsync/eventsync/services/notifier/internal/sink"
 )
 

@@ -36,7 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 // Defaults of Config.

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 // fakeDirectory is an in-memory directory with real bcrypt hashes.

@@ -19,8 +19,8 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 // maxRequest is the largest admin request body.

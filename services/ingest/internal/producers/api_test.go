@@ -16,8 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 const token = "admin-token-for-tests-0123456789"

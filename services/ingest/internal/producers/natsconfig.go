@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
 // inboxPrefix is the inbox prefix a producer's NATS connection must use

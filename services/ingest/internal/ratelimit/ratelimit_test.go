@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventsync/eventsync/pkg/ratelimit"
+	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
 
 // clock is a settable time source.

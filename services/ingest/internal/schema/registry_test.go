@@ -17,8 +17,8 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/schema"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
 // watchDeadline is how soon every instance must apply a change.

@@ -8,7 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/schema"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
 // loaded returns a running Registry holding the testdata schemas:

@@ -28,9 +28,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/schema"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
 // MaxBody is the largest schema document accepted, in bytes.

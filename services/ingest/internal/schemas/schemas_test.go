@@ -16,8 +16,8 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/schema"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 	"github.com/eventsync/eventsync/services/ingest/internal/schemas"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eventsync/eventsync/pkg/event"
-	"github.com/eventsync/eventsync/pkg/netguard"
+	"github.com/eventsync/eventsync/services/notifier/internal/netguard"
 )
 
 // slackRequest is what a slackReceiver got.

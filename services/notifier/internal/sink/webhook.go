@@ -17,8 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
-	"github.com/eventsync/eventsync/pkg/netguard"
 	"github.com/eventsync/eventsync/pkg/webhook"
+	"github.com/eventsync/eventsync/services/notifier/internal/netguard"
 )
 
 // Limits of the delivery HTTP client.

@@ -19,8 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
-	"github.com/eventsync/eventsync/pkg/netguard"
 	"github.com/eventsync/eventsync/pkg/webhook"
+	"github.com/eventsync/eventsync/services/notifier/internal/netguard"
 	"github.com/eventsync/eventsync/services/notifier/internal/sink"
 )
 
