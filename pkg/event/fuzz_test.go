@@ -3,6 +3,10 @@ package event
 import (
 	"bytes"
 	"errors"
+	"io"
+	"iter"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +55,7 @@ func FuzzParseBodyRoundTrip(f *testing.F) {
 		`{"tag":"A..B","message":"m"}`,
 		`{"tag":"A.B","message":1e999}`,
 		`{"tag":"A.B","message":"m","extra":true}`,
+		`{"tag":"A.B","message":"m","data":{"a":[1e308,-1e309],"s\\":"\"1e999\\","n":12345678901234567890123456789012345678901234567890123456789012345}}`,
 		`{"tag":"A.B","message":"m"}` + "\n\n" + `{"tag":"C.D","message":"n"}`,
 		"[]", "{}", "null", "[null]", "\"A.B\"", "", " ", "[", "{\"tag\":\"A.B\",\"message\":\"\xff\"}",
 	} {
@@ -93,20 +98,30 @@ func checkParseError(t *testing.T, body []byte, events []Event, err error) {
 		if se.Detail == "" {
 			t.Fatalf("ParseBody(%q) = SyntaxError without detail", body)
 		}
+		checkPointer(t, body, se.Pointer)
 	case errors.As(err, &ve):
-		if len(ve.Errors) == 0 {
-			t.Fatalf("ParseBody(%q) = empty ValidationError", body)
+		if len(ve.Errors) == 0 || len(ve.Errors) > MaxErrors || ve.More < 0 || ve.More > 0 && len(ve.Errors) < MaxErrors {
+			t.Fatalf("ParseBody(%q) = ValidationError listing %d errors and %d more; want 1 to %d, and more only after %[4]d", body, len(ve.Errors), ve.More, MaxErrors)
 		}
 		for _, fe := range ve.Errors {
 			if fe.Detail == "" || fe.Pointer != "" && !strings.HasPrefix(fe.Pointer, "/") {
 				t.Fatalf("ParseBody(%q) field error %+v; want a JSON pointer and a detail", body, fe)
 			}
+			checkPointer(t, body, fe.Pointer)
 		}
 	default:
 		t.Fatalf("ParseBody(%q) error = %v (%T); want *SyntaxError or *ValidationError", body, err, err)
 	}
 	if events != nil {
 		t.Fatalf("ParseBody(%q) = %d events and an error", body, len(events))
+	}
+}
+
+// checkPointer checks that an error's pointer is bounded and valid UTF-8.
+func checkPointer(t *testing.T, body []byte, ptr string) {
+	t.Helper()
+	if len(ptr) > MaxEchoLen+len("…") || !utf8.ValidString(ptr) {
+		t.Fatalf("ParseBody(%q) error pointer %q (%d bytes); want valid UTF-8 of at most %d bytes", body, ptr, len(ptr), MaxEchoLen+len("…"))
 	}
 }
 
@@ -146,6 +161,38 @@ func checkEvent(t *testing.T, body []byte, e *Event) {
 	}
 	if e.Data != nil && !jsontext.Value(e.Data).IsValid() {
 		t.Fatalf("ParseBody(%q) data %s is not valid JSON", body, e.Data)
+	}
+	if e.Data != nil {
+		for num := range numbers(t, e.Data) {
+			if f, err := strconv.ParseFloat(num, 64); err != nil || math.IsInf(f, 0) || len(num) > MaxNumberLen {
+				t.Fatalf("ParseBody(%q) kept the number %.80s (%d characters) in data; want a finite double of at most %d", body, num, len(num), MaxNumberLen)
+			}
+		}
+	}
+}
+
+// numbers yields the numbers in v, a valid JSON value, as written.
+func numbers(t *testing.T, v []byte) iter.Seq[string] {
+	t.Helper()
+	return func(yield func(string) bool) {
+		dec := jsontext.NewDecoder(bytes.NewReader(v))
+		for {
+			if dec.PeekKind() == '0' {
+				num, err := dec.ReadValue()
+				if err != nil {
+					t.Fatalf("read %s: %v", v, err)
+				}
+				if !yield(string(num)) {
+					return
+				}
+				continue
+			}
+			if _, err := dec.ReadToken(); err == io.EOF {
+				return
+			} else if err != nil {
+				t.Fatalf("read %s: %v", v, err)
+			}
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -24,6 +25,21 @@ const (
 	DefaultClockSkew  = 60 * time.Second
 	MaxIDLen          = 128
 	MaxFieldLen       = 256 // session_id and source
+)
+
+// Bounds of what errors tell back, so that a request that breaks many
+// rules, or breaks them with long names or values, cannot make its answer
+// large: a ValidationError encodes to about 12 KB of JSON when 1,000
+// events each name an unknown 900-byte member, and to under 64 KiB even
+// when every byte echoed takes 6 in JSON (\u0001, \u003c).
+const (
+	// MaxErrors is the most field errors a ValidationError lists; the
+	// rest are only counted.
+	MaxErrors = 100
+	// MaxEchoLen is about the most bytes of a pointer, or of a value
+	// echoed in a detail, that errors keep: longer ones lose their
+	// middle, marked with "…".
+	MaxEchoLen = 64
 )
 
 // Limits bound what a Parser accepts.
@@ -88,18 +104,77 @@ type FieldError struct {
 	Detail  string
 }
 
-// ValidationError lists every rule the events of a request break. HTTP
-// answers 422.
+// ValidationError lists the rules the events of a request break: the
+// first MaxErrors in body order, and how many more. HTTP answers 422.
 type ValidationError struct {
 	Errors []FieldError
+	More   int // rules broken beyond Errors, counted but not listed
 }
 
 func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Errors))
+	parts := make([]string, len(e.Errors), len(e.Errors)+1)
 	for i, fe := range e.Errors {
 		parts[i] = fe.Pointer + ": " + fe.Detail
 	}
+	if e.More > 0 {
+		parts = append(parts, fmt.Sprintf("and %d more", e.More))
+	}
 	return "invalid events: " + strings.Join(parts, "; ")
+}
+
+// fieldErrors collects the rules a request breaks: the first MaxErrors in
+// full, the rest only counted.
+type fieldErrors struct {
+	batch bool // whether pointers start with the event's index
+	index int  // of the event in a batch
+	list  []FieldError
+	more  int
+}
+
+// full reports whether further rules broken are only counted.
+func (c *fieldErrors) full() bool { return len(c.list) >= MaxErrors }
+
+// add records that the value at ptr in the current event breaks a rule.
+func (c *fieldErrors) add(ptr, detail string) {
+	if c.full() {
+		c.more++
+		return
+	}
+	c.list = append(c.list, FieldError{Pointer: c.pointer(ptr), Detail: detail})
+}
+
+// pointer returns ptr, a pointer into the current event, as a pointer into
+// the body, cut to about MaxEchoLen bytes.
+func (c *fieldErrors) pointer(ptr string) string {
+	if c.batch {
+		ptr = "/" + strconv.Itoa(c.index) + ptr
+	}
+	return elide(ptr, MaxEchoLen)
+}
+
+// elide returns s, or if s is longer than n bytes, about n bytes of it: its
+// start and its end around "…", so that a long pointer still shows both
+// the event and the member. The cuts fall on UTF-8 boundaries and keep the
+// ~0 and ~1 escapes of JSON pointers whole.
+func elide(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	head := n / 2
+	for head > 0 && !utf8.RuneStart(s[head]) {
+		head--
+	}
+	if head > 0 && s[head-1] == '~' {
+		head--
+	}
+	tail := len(s) - (n - n/2)
+	for tail < len(s) && !utf8.RuneStart(s[tail]) {
+		tail++
+	}
+	if s[tail-1] == '~' && tail < len(s) {
+		tail++
+	}
+	return s[:head] + "…" + s[tail:]
 }
 
 // Format tells ParseBody how events are framed.
@@ -128,6 +203,9 @@ func (p *Parser) ParseBody(body []byte, f Format) (events []Event, batch bool, e
 		items, batch, err = splitJSON(body)
 	}
 	if err != nil {
+		if se, ok := err.(*SyntaxError); ok {
+			se.Pointer = elide(se.Pointer, MaxEchoLen)
+		}
 		return nil, batch, err
 	}
 	if len(items) == 0 {
@@ -138,26 +216,19 @@ func (p *Parser) ParseBody(body []byte, f Format) (events []Event, batch bool, e
 	}
 	now := p.now().UTC().Truncate(time.Microsecond)
 	events = make([]Event, len(items))
-	var verr ValidationError
+	errs := fieldErrors{batch: batch}
 	for i, raw := range items {
-		prefix := ""
-		if batch {
-			prefix = "/" + strconv.Itoa(i)
-		}
-		errs, err := p.parse(raw, now, &events[i])
-		if err != nil {
+		errs.index = i
+		if err := p.parse(raw, now, &events[i], &errs); err != nil {
 			var se *SyntaxError
 			if errors.As(err, &se) {
-				se.Pointer = prefix + se.Pointer
+				se.Pointer = errs.pointer(se.Pointer)
 			}
 			return nil, batch, err
 		}
-		for _, fe := range errs {
-			verr.Errors = append(verr.Errors, FieldError{Pointer: prefix + fe.Pointer, Detail: fe.Detail})
-		}
 	}
-	if len(verr.Errors) > 0 {
-		return nil, batch, &verr
+	if len(errs.list) > 0 {
+		return nil, batch, &ValidationError{Errors: errs.list, More: errs.more}
 	}
 	return events, batch, nil
 }
@@ -285,35 +356,36 @@ type input struct {
 	Data      jsontext.Value `json:"data"`
 }
 
-// parse decodes and validates one event object into e. It returns the rules
-// broken, or an error if the JSON itself is unacceptable.
-func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error) {
+// parse decodes and validates one event object into e. It adds the rules
+// broken to errs, or returns an error if the JSON itself is unacceptable.
+func (p *Parser) parse(raw []byte, now time.Time, e *Event, errs *fieldErrors) error {
+	bad := errs.add
 	// null would decode as an empty object; raw is a trimmed JSON value.
 	if len(raw) == 0 || raw[0] != '{' {
-		return []FieldError{{Pointer: "", Detail: "must be a JSON object"}}, nil
+		bad("", "must be a JSON object")
+		return nil
 	}
 	var in input
 	if err := jsonv2.Unmarshal(raw, &in, jsonv2.RejectUnknownMembers(true)); err != nil {
 		var se *jsontext.SyntacticError
 		if errors.As(err, &se) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, syntaxError(err)
+			return syntaxError(err)
 		}
 		var sem *jsonv2.SemanticError
 		if errors.As(err, &sem) {
 			ptr := string(sem.JSONPointer)
 			switch {
 			case errors.Is(err, jsonv2.ErrUnknownName):
-				return []FieldError{{Pointer: ptr, Detail: "is not a known field"}}, nil
+				bad(ptr, "is not a known field")
 			case ptr == "":
-				return []FieldError{{Pointer: "", Detail: "must be a JSON object"}}, nil
+				bad("", "must be a JSON object")
 			default:
-				return []FieldError{{Pointer: ptr, Detail: "must be a string"}}, nil
+				bad(ptr, "must be a string")
 			}
+			return nil
 		}
-		return nil, &SyntaxError{Detail: err.Error()}
+		return &SyntaxError{Detail: err.Error()}
 	}
-	var errs []FieldError
-	bad := func(ptr, detail string) { errs = append(errs, FieldError{Pointer: ptr, Detail: detail}) }
 
 	// Tag: category + code, or tag, or both when they agree.
 	switch {
@@ -423,6 +495,9 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 		if in.Data.Kind() != '{' {
 			bad("/data", "must be a JSON object")
 		} else {
+			if n := badNumbers(in.Data); n > 0 {
+				addNumberErrors(errs, "/data", in.Data, n)
+			}
 			e.Data = json.RawMessage(in.Data) // already a copy, not part of raw
 		}
 	}
@@ -435,7 +510,7 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event) ([]FieldError, error
 	} else {
 		e.ID = p.newID()
 	}
-	return errs, nil
+	return nil
 }
 
 // validID checks a producer-chosen id: 1–128 printable ASCII characters.
@@ -456,7 +531,8 @@ var zonelessLayouts = [...]string{"2006-01-02 15:04:05.999999999", "2006-01-02T1
 
 // ParseTime parses an event timestamp: RFC 3339 with optional fraction, or
 // "YYYY-MM-DD HH:MM:SS[.ffffff]" (or with a T) without a zone, meaning UTC.
-// The result is UTC, truncated to microseconds.
+// The result is UTC, truncated to microseconds. The error quotes s, cut to
+// about MaxEchoLen bytes.
 func ParseTime(s string) (time.Time, error) {
 	// time.Parse also takes a comma before the fraction; neither RFC 3339
 	// nor the zoneless form has one.
@@ -470,7 +546,7 @@ func ParseTime(s string) (time.Time, error) {
 			}
 		}
 	}
-	return time.Time{}, fmt.Errorf("must be RFC 3339 (2006-01-02T15:04:05.999999Z07:00) or \"YYYY-MM-DD HH:MM:SS[.ffffff]\" in UTC, got %q", s)
+	return time.Time{}, fmt.Errorf("must be RFC 3339 (2006-01-02T15:04:05.999999Z07:00) or \"YYYY-MM-DD HH:MM:SS[.ffffff]\" in UTC, got %q", elide(s, MaxEchoLen))
 }
 
 // hasControl reports whether s holds a control character (C0, DEL or C1):

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -603,6 +604,113 @@ func TestParseBodyAllOrNothing(t *testing.T) {
 	wantFieldErrors(t, "ParseBody(object)", err, []FieldError{{"/timestamp", "RFC 3339"}})
 }
 
+// TestParseBodyErrorsBounded checks that what a rejected request is told
+// stays small however much it gets wrong: the first MaxErrors rules broken
+// plus a count of the rest, with pointers and echoed values cut to about
+// MaxEchoLen bytes.
+func TestParseBodyErrorsBounded(t *testing.T) {
+	// repeat returns an array, or NDJSON, of n copies of item.
+	repeat := func(f Format, n int, item string) string {
+		its := make([]string, n)
+		for i := range its {
+			its[i] = item
+		}
+		if f == NDJSON {
+			return ndjson(its)
+		}
+		return array(its)
+	}
+	unknown := func(key string) string { return obj("," + str(key) + ":1") }
+	const severalRules = `{"category":"A B","code":"B","severity":"loud","id":""}` // 4 rules
+	tests := []struct {
+		name    string
+		format  Format
+		body    string
+		listed  int
+		more    int
+		maxJSON int // bytes of the error's JSON encoding
+	}{
+		{"1000 unknown 900-byte keys", JSON, repeat(JSON, 1000, unknown(strings.Repeat("k", 900))), MaxErrors, 900, 32 << 10},
+		{"1000 unknown 900-byte keys in NDJSON", NDJSON, repeat(NDJSON, 1000, unknown(strings.Repeat("k", 900))), MaxErrors, 900, 32 << 10},
+		{"1000 unknown keys of 450 two-byte runes", JSON, repeat(JSON, 1000, unknown(strings.Repeat("é", 450))), MaxErrors, 900, 32 << 10},
+		{"1000 unknown keys of 225 four-byte runes", JSON, repeat(JSON, 1000, unknown(strings.Repeat("😀", 225))), MaxErrors, 900, 32 << 10},
+		// Each byte of these keys takes 6 bytes in JSON (\u003c, \u0001):
+		// the worst case.
+		{"1000 unknown keys JSON escapes", JSON, repeat(JSON, 1000, unknown(strings.Repeat("<\x01", 450))), MaxErrors, 900, 64 << 10},
+		{"1000 900-byte timestamps JSON escapes", JSON, repeat(JSON, 1000, obj(`,"timestamp":`+str(strings.Repeat("<\x01", 450)))), MaxErrors, 900, 64 << 10},
+		{"1000 900-byte timestamps", JSON, repeat(JSON, 1000, obj(`,"timestamp":"`+strings.Repeat("t", 900)+`"`)), MaxErrors, 900, 32 << 10},
+		{"1000 numbers of 900 digits", JSON, repeat(JSON, 1000, obj(`,"data":{"`+strings.Repeat("n", 900)+`":1`+strings.Repeat("0", 900)+`}`)), MaxErrors, 900, 32 << 10},
+		{"several rules in each of 1000 events", JSON, repeat(JSON, 1000, severalRules), MaxErrors, 3900, 32 << 10},
+		{"many bad numbers in one event", JSON, obj(`,"data":{"a":[` + strings.Repeat("1e999,", 999) + `1e999]}`), MaxErrors, 900, 32 << 10},
+		{"exactly MaxErrors", JSON, repeat(JSON, MaxErrors, unknown("k")), MaxErrors, 0, 32 << 10},
+		{"one more than MaxErrors", JSON, repeat(JSON, MaxErrors+1, unknown("k")), MaxErrors, 1, 32 << 10},
+		{"MaxErrors over 25 events", JSON, repeat(JSON, 25, severalRules), MaxErrors, 0, 32 << 10},
+		{"MaxErrors+1 in one event", JSON, obj(`,"data":{"a":[` + strings.Repeat("1e999,", MaxErrors) + `1e999]}`), MaxErrors, 1, 32 << 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := newTestParser(Limits{}).ParseBody([]byte(tt.body), tt.format)
+			call := fmt.Sprintf("ParseBody(%.100s…)", tt.body)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || got != nil {
+				t.Fatalf("%s = %d events, %v; want a *ValidationError", call, len(got), err)
+			}
+			if len(ve.Errors) != tt.listed || ve.More != tt.more {
+				t.Errorf("%s lists %d errors and %d more; want %d and %d", call, len(ve.Errors), ve.More, tt.listed, tt.more)
+			}
+			if !strings.HasPrefix(ve.Errors[0].Pointer, "/0") && !strings.HasPrefix(ve.Errors[0].Pointer, "/data") {
+				t.Errorf("%s first error at %q; want the first event's", call, ve.Errors[0].Pointer)
+			}
+			for _, fe := range ve.Errors {
+				if len(fe.Pointer) > MaxEchoLen+len("…") || !utf8.ValidString(fe.Pointer) || !strings.HasPrefix(fe.Pointer, "/") {
+					t.Fatalf("%s pointer %q (%d bytes); want a valid UTF-8 pointer of at most %d bytes", call, fe.Pointer, len(fe.Pointer), MaxEchoLen+len("…"))
+				}
+				if len(fe.Detail) > 512 || !utf8.ValidString(fe.Detail) {
+					t.Fatalf("%s detail %q (%d bytes); want valid UTF-8 of at most 512 bytes", call, fe.Detail, len(fe.Detail))
+				}
+			}
+			b, merr := json.Marshal(ve)
+			if merr != nil {
+				t.Fatalf("json.Marshal(%s error) error = %v", call, merr)
+			}
+			if len(b) >= tt.maxJSON {
+				t.Errorf("%s error encodes to %d bytes of JSON; want under %d", call, len(b), tt.maxJSON)
+			}
+			if more := fmt.Sprintf("; and %d more", tt.more); tt.more > 0 && !strings.HasSuffix(err.Error(), more) {
+				t.Errorf("%s error text ends %q; want %q", call, err.Error()[max(0, len(err.Error())-40):], more)
+			}
+		})
+	}
+}
+
+// TestParseBodySyntaxErrorBounded checks that a syntax error's pointer is
+// cut to about MaxEchoLen bytes too.
+func TestParseBodySyntaxErrorBounded(t *testing.T) {
+	key := str(strings.Repeat("ü", 450))
+	dup := `{"category":"A","code":"B","message":"m","data":{` + key + `:1,` + key + `:2}}`
+	for _, tt := range []struct {
+		name   string
+		format Format
+		body   string
+		prefix string
+	}{
+		{"object", JSON, dup, "/data/ü"},
+		{"array", JSON, array([]string{obj(""), dup}), "/1/data/ü"},
+		{"NDJSON", NDJSON, ndjson([]string{obj(""), dup}), "/1/data/ü"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := newTestParser(Limits{}).ParseBody([]byte(tt.body), tt.format)
+			var se *SyntaxError
+			if !errors.As(err, &se) {
+				t.Fatalf("ParseBody(duplicate long key) error = %v (%T); want *SyntaxError", err, err)
+			}
+			if len(se.Pointer) > MaxEchoLen+len("…") || !utf8.ValidString(se.Pointer) || !strings.HasPrefix(se.Pointer, tt.prefix) {
+				t.Errorf("ParseBody(duplicate long key) pointer %q (%d bytes); want %q… of at most %d bytes", se.Pointer, len(se.Pointer), tt.prefix, MaxEchoLen+len("…"))
+			}
+		})
+	}
+}
+
 func TestParseBodyStamps(t *testing.T) {
 	// A clock in another zone: received_at is still UTC.
 	loc := time.FixedZone("UTC+5", 5*3600)
@@ -756,10 +864,44 @@ func TestErrorText(t *testing.T) {
 		{&SyntaxError{Detail: "unexpected end of JSON input"}, "malformed JSON: unexpected end of JSON input"},
 		{&SyntaxError{Pointer: "/2/code", Detail: "x"}, "malformed JSON at /2/code: x"},
 		{&ValidationError{Errors: []FieldError{{"/0/code", "is required"}, {"/1/id", "bad"}}}, "invalid events: /0/code: is required; /1/id: bad"},
+		{&ValidationError{Errors: []FieldError{{"/0/code", "is required"}}, More: 7}, "invalid events: /0/code: is required; and 7 more"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() = %q; want %q", got, tt.want)
+		}
+	}
+}
+
+func TestElide(t *testing.T) {
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"", 8, ""},
+		{"/a/b", 8, "/a/b"},
+		{"/abcdefg", 8, "/abcdefg"},
+		{"/abcdefgh", 8, "/abc…efgh"},
+		{"/0/" + strings.Repeat("k", 900), 8, "/0/k…kkkk"},
+		{"/0/" + strings.Repeat("k", 900), 64, "/0/" + strings.Repeat("k", 29) + "…" + strings.Repeat("k", 32)},
+		// UTF-8: never half a rune.
+		{"/éééééé", 8, "/é…éé"},
+		{"/😀😀😀", 8, "/…😀"},
+		{"😀😀😀", 3, "…"},
+		// JSON pointer escapes stay whole.
+		{"/a~1b~0c~1d", 8, "/a~1…c~1d"},
+		{"/ab~1c~0de", 8, "/ab…~0de"},
+		{"/~1~1~1~1~1x", 8, "/~1…~1x"},
+		{"/~0~0~0~0~0~", 7, "/~0…~0~"},
+	}
+	for _, tt := range tests {
+		got := elide(tt.s, tt.n)
+		if got != tt.want {
+			t.Errorf("elide(%q, %d) = %q; want %q", tt.s, tt.n, got, tt.want)
+		}
+		if len(got) > tt.n+len("…") || !utf8.ValidString(got) {
+			t.Errorf("elide(%q, %d) = %q (%d bytes); want valid UTF-8 of at most %d bytes", tt.s, tt.n, got, len(got), tt.n+len("…"))
 		}
 	}
 }
@@ -827,6 +969,7 @@ func FuzzParseBody(f *testing.F) {
 		obj(""), array(items(3)), ndjson(items(2)), `[]`, `{}`, `null`, `[1]`,
 		obj(`,"tag":"A.B","timestamp":"2024-05-06 07:00:00.5","data":{"a":[1]}`),
 		`{"category":"A","category":"A"}`, obj("") + "x", `{"message":"` + "\xff" + `"}`,
+		obj(`,"data":{"a":[1e999,-0.5e-999],"b\\":"\"1","c":` + strings.Repeat("9", 70) + `}`),
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
@@ -846,8 +989,8 @@ func FuzzParseBody(f *testing.F) {
 			if events != nil {
 				t.Fatalf("ParseBody(%q) = %d events and an error", body, len(events))
 			}
-			if ve != nil && len(ve.Errors) == 0 {
-				t.Fatalf("ParseBody(%q) = empty ValidationError", body)
+			if ve != nil && (len(ve.Errors) == 0 || len(ve.Errors) > MaxErrors) {
+				t.Fatalf("ParseBody(%q) = ValidationError listing %d errors; want 1 to %d", body, len(ve.Errors), MaxErrors)
 			}
 			return
 		}
