@@ -248,7 +248,11 @@ func toProblem(err error) *problem.Problem {
 		for i, fe := range ve.Errors {
 			errs[i] = problem.FieldError{Pointer: fe.Pointer, Detail: fe.Detail}
 		}
-		return problem.Invalid(fmt.Sprintf("%d rule(s) broken; nothing was published", len(errs)), errs...)
+		detail := fmt.Sprintf("%d rule(s) broken; nothing was published", len(errs))
+		if ve.More > 0 {
+			detail = fmt.Sprintf("%d rule(s) broken; the first %d are listed; nothing was published", len(errs)+ve.More, len(errs))
+		}
+		return problem.Invalid(detail, errs...)
 	case errors.Is(err, errUnavailable), errors.Is(err, auth.ErrUnavailable):
 		return problem.Unavailable("the event stream did not acknowledge in time; retry with the same ids", retryAfter)
 	}
