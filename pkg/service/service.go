@@ -109,11 +109,24 @@ type Program struct {
 type Common struct {
 	HTTPAddr        string
 	NATSURL         string // empty with a Broker
+	NATSUser        string // the process's NATS user; empty: none
+	NATSPassword    Secret
 	LogLevel        string
 	AccessLog       bool
 	CORSOrigins     string
 	ShutdownTimeout time.Duration
 	Stream          stream.Config
+}
+
+// Secret is a setting that logs redacted.
+type Secret string
+
+// LogValue keeps the secret out of logs.
+func (s Secret) LogValue() slog.Value {
+	if s == "" {
+		return slog.StringValue("")
+	}
+	return slog.StringValue("[redacted]")
 }
 
 // DefaultShutdownTimeout is the default of --shutdown-timeout.
@@ -123,6 +136,8 @@ func (c *Common) flags(fs *conf.Set, p *Program) {
 	fs.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", p.HTTPAddr, "HTTP listen address (API, /healthz, /readyz, /metrics)")
 	if p.Broker == nil {
 		fs.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; several, comma-separated, for a cluster")
+		fs.String(&c.NATSUser, "nats-user", "NATS_USER", "", "NATS user of this service (each service has its own, with least permissions); empty: none")
+		fs.String((*string)(&c.NATSPassword), "nats-password", "NATS_PASSWORD", "", "password of the NATS user")
 	}
 	fs.String(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	fs.Bool(&c.AccessLog, "access-log", "ACCESS_LOG", true, "log every HTTP request at info level")
