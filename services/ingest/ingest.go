@@ -19,7 +19,6 @@ import (
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
@@ -221,42 +220,6 @@ var reasons = map[int]string{
 	http.StatusForbidden:             "forbidden",
 	http.StatusLocked:                "owned",
 	http.StatusTooManyRequests:       "rate_limited",
-}
-
-// toProblem returns the problem an error is answered with, or nil for an
-// internal error.
-func toProblem(err error) *problem.Problem {
-	var (
-		p  *problem.Problem
-		se *event.SyntaxError
-		ve *event.ValidationError
-	)
-	if ap, ok := asAuthProblem(err); ok {
-		return ap
-	}
-	switch {
-	case errors.As(err, &p):
-		return p
-	case errors.As(err, &se):
-		p = problem.BadRequest(se.Error())
-		if se.Pointer != "" {
-			p.Errors = []problem.FieldError{{Pointer: se.Pointer, Detail: se.Detail}}
-		}
-		return p
-	case errors.As(err, &ve):
-		errs := make([]problem.FieldError, len(ve.Errors))
-		for i, fe := range ve.Errors {
-			errs[i] = problem.FieldError{Pointer: fe.Pointer, Detail: fe.Detail}
-		}
-		detail := fmt.Sprintf("%d rule(s) broken; nothing was published", len(errs))
-		if ve.More > 0 {
-			detail = fmt.Sprintf("%d rule(s) broken; the first %d are listed; nothing was published", len(errs)+ve.More, len(errs))
-		}
-		return problem.Invalid(detail, errs...)
-	case errors.Is(err, errUnavailable), errors.Is(err, auth.ErrUnavailable):
-		return problem.Unavailable("the event stream did not acknowledge in time; retry with the same ids", retryAfter)
-	}
-	return nil
 }
 
 // Flags defines the ingest settings on fs.

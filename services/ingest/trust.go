@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,10 +12,11 @@ import (
 	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
 // authenticator tells which producer sent a request from its Authorization
-// value. Its errors carry their problem (401 or 403).
+// value. Its failures are *auth.Error (see toProblem).
 type authenticator interface {
 	Authenticate(ctx context.Context, authorization string) (*producer.Producer, error)
 }
@@ -30,7 +30,7 @@ type owners interface {
 // validator checks an event's data against the schemas of its category
 // and code.
 type validator interface {
-	Validate(category, code string, data []byte) []problem.FieldError
+	Validate(category, code string, data []byte) []schema.FieldError
 }
 
 // toucher records that a producer was seen (at most a write a minute).
@@ -102,8 +102,7 @@ func (s *Service) admit(ctx context.Context, p *producer.Producer, events []even
 		}
 		if s.trust.Schemas != nil {
 			for _, fe := range s.trust.Schemas.Validate(e.Category, e.Code, e.Data) {
-				fe.Pointer = at + fe.Pointer
-				invalid = append(invalid, fe)
+				invalid = append(invalid, problem.FieldError{Pointer: at + fe.Pointer, Detail: fe.Detail})
 			}
 		}
 	}
@@ -154,18 +153,4 @@ func pointer(batch bool, i int) string {
 		return ""
 	}
 	return "/" + strconv.Itoa(i)
-}
-
-// authProblem is implemented by authentication errors.
-type authProblem interface {
-	Problem() *problem.Problem
-}
-
-// asAuthProblem returns the problem of an authentication error.
-func asAuthProblem(err error) (*problem.Problem, bool) {
-	var ap authProblem
-	if errors.As(err, &ap) {
-		return ap.Problem(), true
-	}
-	return nil, false
 }

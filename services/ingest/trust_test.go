@@ -13,24 +13,20 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/auth"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
+	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
 // The real authenticator, registry and schema registry have their own tests
-// (pkg/auth, pkg/producer, pkg/schema) and an end-to-end test in the
+// (internal/auth, internal/producer, internal/schema) and an end-to-end test in the
 // all-in-one; these fakes pin down what ingest does with their answers.
 
-type authError struct{ p *problem.Problem }
-
-func (e authError) Error() string             { return e.p.Error() }
-func (e authError) Problem() *problem.Problem { return e.p }
 func unauthenticated(detail string) error {
-	p := problem.New(401, "unauthenticated", detail)
-	p.Challenge = `Bearer realm="eventsync"`
-	return authError{p}
+	return &auth.Error{Kind: auth.ErrInvalidCredentials, Challenge: `Bearer realm="eventsync"`, Detail: detail}
 }
-func forbidden(detail string) error { return authError{problem.New(403, "forbidden", detail)} }
+func forbidden(detail string) error { return &auth.Error{Kind: auth.ErrDisabled, Detail: detail} }
 
 // fakeAuth knows producers by bearer token.
 type fakeAuth map[string]*producer.Producer
@@ -76,11 +72,11 @@ func (f *fakeOwners) Claim(_ context.Context, category, id string) (string, erro
 // fakeSchemas requires data.amount on BILLING events.
 type fakeSchemas struct{}
 
-func (fakeSchemas) Validate(category, _ string, data []byte) []problem.FieldError {
+func (fakeSchemas) Validate(category, _ string, data []byte) []schema.FieldError {
 	if category != "BILLING" || strings.Contains(string(data), `"amount"`) {
 		return nil
 	}
-	return []problem.FieldError{{Pointer: "/data", Detail: "missing property 'amount'"}}
+	return []schema.FieldError{{Pointer: "/data", Detail: "missing property 'amount'"}}
 }
 
 func TestTrust(t *testing.T) {

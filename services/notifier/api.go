@@ -46,30 +46,13 @@ type response struct {
 	body   any
 }
 
-// handle adapts a handler returning a response or an error; errors become
-// problem+json.
+// handle serves a handler of the subscription API (see httpserve.Handle;
+// toProblem maps its errors).
 func (s *Service) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return httpserve.Handle(s.log, toProblem, func(r *http.Request) (httpserve.Reply, error) {
 		res, err := h(r)
-		if err != nil {
-			var p *problem.Problem
-			switch {
-			case errors.As(err, &p):
-			case errors.Is(err, errNotFound):
-				err = problem.NotFound("no subscription has this id")
-			case stream.Unavailable(err):
-				err = problem.Unavailable("JetStream is unavailable", time.Second)
-			default:
-				s.log.Error("subscription api", "err", err, "path", r.URL.Path)
-			}
-			problem.Write(w, err)
-			return
-		}
-		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
-			s.log.Error("encode response", "err", err, "path", r.URL.Path)
-			problem.Write(w, err)
-		}
-	}
+		return httpserve.Reply{Status: res.status, Body: res.body}, err
+	})
 }
 
 // decodeBody strictly decodes a JSON request body into v (see

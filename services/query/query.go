@@ -5,22 +5,20 @@
 package query
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
@@ -54,7 +52,6 @@ type Service struct {
 	subs  subscriptions // nil: every subscription id is taken to exist
 	now   func() time.Time
 	log   *slog.Logger
-	bufs  sync.Pool
 }
 
 // New returns a query service reading from r. Cursor reads of events stop
@@ -77,50 +74,14 @@ func (s *Service) Mount(r chi.Router) {
 	r.Get("/api/logs", s.handle(s.logs))
 }
 
-// handle adapts a handler that returns its body or an error.
+// handle serves a read that answers 200 with the body h returns (see
+// httpserve.Handle: a body that fails to encode, an event with an invalid
+// severity, is a 500, never a truncated 200).
 func (s *Service) handle(h func(*http.Request) (any, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return httpserve.Handle(s.log, toProblem, func(r *http.Request) (httpserve.Reply, error) {
 		body, err := h(r)
-		if err != nil {
-			if errors.Is(err, eventstore.ErrUnavailable) {
-				err = problem.Unavailable("the event store is unavailable", time.Second)
-			}
-			var p *problem.Problem
-			if !errors.As(err, &p) {
-				s.log.Error("query", "err", err, "path", r.URL.Path)
-			}
-			problem.Write(w, err)
-			return
-		}
-		// Marshal before writing: a body that fails to encode (an event
-		// with an invalid severity) must be a 500, not a truncated 200.
-		buf := s.getBuf()
-		defer s.putBuf(buf)
-		if err := jsonv2.MarshalWrite(buf, body); err != nil {
-			s.log.Error("encode response", "err", err, "path", r.URL.Path)
-			problem.Write(w, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(buf.Bytes())
-	}
-}
-
-// getBuf returns a response buffer. Buffers are recycled: a page of 10,000
-// events is megabytes, and allocating it per request showed in CPU profiles.
-func (s *Service) getBuf() *bytes.Buffer {
-	if b, ok := s.bufs.Get().(*bytes.Buffer); ok {
-		return b
-	}
-	return new(bytes.Buffer)
-}
-
-func (s *Service) putBuf(b *bytes.Buffer) {
-	if b.Cap() > 32<<20 {
-		return // let outsized buffers go
-	}
-	b.Reset()
-	s.bufs.Put(b)
+		return httpserve.Reply{Body: body}, err
+	})
 }
 
 // Page is a page of events; NextSince is the cursor of the next page.

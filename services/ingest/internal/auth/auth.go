@@ -13,8 +13,9 @@
 // "client-credentials". Each jti is accepted once per producer: a token is a
 // one-time credential, and clients sign a fresh one for every request.
 //
-// Failures are *Error values: 401 with a WWW-Authenticate challenge, or 403
-// for a disabled producer whose credentials were right. Their details say
+// Failures are *Error values: unauthenticated, with the challenge to
+// answer with (a WWW-Authenticate value), or ErrDisabled for a disabled
+// producer whose credentials were right (forbidden). Their details say
 // which part of the credentials failed, never whether a producer exists:
 // an unknown producer id and a wrong password read the same, as do an
 // unknown JWT subject and a bad signature.
@@ -29,13 +30,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
@@ -170,15 +169,11 @@ func hasKey(p *producer.Producer, sha256hex string) bool {
 	return found == 1
 }
 
-// enabled returns p, or a 403 when p is disabled. It is called only once
-// p's credentials are verified.
+// enabled returns p, or an ErrDisabled *Error when p is disabled. It is
+// called only once p's credentials are verified.
 func enabled(p *producer.Producer) (*producer.Producer, error) {
 	if !p.Enabled {
-		return nil, &Error{
-			Status: http.StatusForbidden,
-			Detail: fmt.Sprintf("producer %s is disabled", p.ID),
-			reason: ErrDisabled,
-		}
+		return nil, &Error{Kind: ErrDisabled, Detail: fmt.Sprintf("producer %s is disabled", p.ID)}
 	}
 	return p, nil
 }
@@ -196,39 +191,29 @@ var (
 	ErrLifetime           = errors.New("token lifetime too long")          // exp - iat over MaxLifetime, or not positive
 	ErrGrantType          = errors.New("token grant type not accepted")    // gty other than client-credentials
 	ErrReplayed           = errors.New("token replayed")                   // jti already used
-	ErrDisabled           = errors.New("producer disabled")                // right credentials, disabled producer (403)
+	ErrDisabled           = errors.New("producer disabled")                // right credentials, disabled producer: forbidden
 )
 
 // ErrUnavailable is wrapped by the error Authenticate returns when the
-// replay store cannot be reached: the request should be answered 503 and
-// retried, with a new token.
+// replay store cannot be reached: the request may be retried later, with a
+// new token.
 var ErrUnavailable = errors.New("replay store unavailable")
 
-// Error is an authentication failure. It unwraps to one of the Err* kinds.
+// Error is an authentication failure. Its Kind ErrDisabled means the
+// credentials were right but the producer may not send (forbidden); every
+// other kind means the request is not authenticated, and Challenge says
+// how to authenticate.
 type Error struct {
-	Status    int    // 401, or 403 for a disabled producer
-	Challenge string // the WWW-Authenticate value of a 401
+	Kind      error  // one of the Err* kinds
+	Challenge string // the challenge to answer with (a WWW-Authenticate value); empty for ErrDisabled
 	Detail    string // which part of the credentials failed
-	reason    error  // one of the Err* kinds
 }
 
 // Error returns the detail.
 func (e *Error) Error() string { return "authenticate: " + e.Detail }
 
 // Unwrap returns the kind of failure.
-func (e *Error) Unwrap() error { return e.reason }
-
-// Problem returns the problem the failure is answered with: type
-// "unauthenticated" (401, with the challenge) or "forbidden" (403).
-func (e *Error) Problem() *problem.Problem {
-	kind := "unauthenticated"
-	if e.Status == http.StatusForbidden {
-		kind = "forbidden"
-	}
-	p := problem.New(e.Status, kind, e.Detail)
-	p.Challenge = e.Challenge
-	return p
-}
+func (e *Error) Unwrap() error { return e.Kind }
 
 const (
 	realm          = "eventsync"
@@ -239,20 +224,19 @@ const (
 	plainChallenge = basicChallenge + ", " + bearerRealm
 )
 
-// basicError is a 401 for a request without a bearer token.
-func basicError(reason error, detail string) *Error {
-	return &Error{Status: http.StatusUnauthorized, Challenge: plainChallenge, Detail: detail, reason: reason}
+// basicError is the failure of a request without a bearer token.
+func basicError(kind error, detail string) *Error {
+	return &Error{Kind: kind, Challenge: plainChallenge, Detail: detail}
 }
 
-// bearerError is a 401 for a bad bearer token: its challenge carries
+// bearerError is the failure of a bad bearer token: its challenge carries
 // error="invalid_token" and the detail (RFC 6750, section 3).
-func bearerError(reason error, detail string) *Error {
+func bearerError(kind error, detail string) *Error {
 	return &Error{
-		Status: http.StatusUnauthorized,
+		Kind: kind,
 		Challenge: basicChallenge + ", " + bearerRealm + `, error="invalid_token", error_description="` +
 			description(detail) + `"`,
 		Detail: detail,
-		reason: reason,
 	}
 }
 

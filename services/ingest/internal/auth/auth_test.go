@@ -6,21 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
 
@@ -161,7 +158,6 @@ type authCase struct {
 	header string
 	want   string // producer id on success
 	err    error  // kind of failure
-	status int    // 401 or 403 on failure
 }
 
 // check runs Authenticate and compares with c.
@@ -175,14 +171,14 @@ func (c authCase) check(t *testing.T, a *Authenticator) {
 		return
 	}
 	var ae *Error
-	if !errors.As(err, &ae) || !errors.Is(err, c.err) || ae.Status != c.status {
-		t.Fatalf("Authenticate(%q) = %v, %v; want %d %v", c.header, p, err, c.status, c.err)
+	if !errors.As(err, &ae) || !errors.Is(err, c.err) {
+		t.Fatalf("Authenticate(%q) = %v, %v; want an *Error of kind %v", c.header, p, err, c.err)
 	}
 	if p != nil {
 		t.Errorf("Authenticate(%q) returned producer %s with error %v", c.header, p.ID, err)
 	}
-	if (ae.Status == http.StatusUnauthorized) != (ae.Challenge != "") {
-		t.Errorf("Authenticate(%q): status %d with challenge %q", c.header, ae.Status, ae.Challenge)
+	if forbidden := errors.Is(err, ErrDisabled); forbidden != (ae.Challenge == "") {
+		t.Errorf("Authenticate(%q): kind %v with challenge %q; want a challenge unless ErrDisabled", c.header, ae.Kind, ae.Challenge)
 	}
 }
 
@@ -193,31 +189,31 @@ func TestAuthenticateBasicAndAPIKey(t *testing.T) {
 		{name: "basic scheme in lower case", header: "basic " + basicHeader("prd_a", testPassword)[6:], want: "prd_a"},
 		{name: "basic with spaces around", header: "  Basic   " + basicHeader("prd_a", testPassword)[6:] + " ", want: "prd_a"},
 		{name: "basic colon in password", header: basicHeader("prd_colon", colonPassword), want: "prd_colon"},
-		{name: "basic colon password cut short", header: basicHeader("prd_colon", "a"), err: ErrInvalidCredentials, status: 401},
-		{name: "basic wrong password", header: basicHeader("prd_a", "wrong"), err: ErrInvalidCredentials, status: 401},
-		{name: "basic empty password", header: basicHeader("prd_a", ""), err: ErrInvalidCredentials, status: 401},
-		{name: "basic unknown id", header: basicHeader("prd_nobody", testPassword), err: ErrInvalidCredentials, status: 401},
-		{name: "basic producer without password", header: basicHeader("prd_nojwt", ""), err: ErrInvalidCredentials, status: 401},
-		{name: "basic disabled", header: basicHeader("prd_off", testPassword), err: ErrDisabled, status: 403},
-		{name: "basic disabled wrong password", header: basicHeader("prd_off", "wrong"), err: ErrInvalidCredentials, status: 401},
-		{name: "basic not base64", header: "Basic !!!", err: ErrMalformed, status: 401},
-		{name: "basic no colon", header: "Basic " + base64.StdEncoding.EncodeToString([]byte("prd_a")), err: ErrMalformed, status: 401},
-		{name: "basic empty id", header: basicHeader("", testPassword), err: ErrMalformed, status: 401},
-		{name: "basic empty", header: "Basic", err: ErrMalformed, status: 401},
+		{name: "basic colon password cut short", header: basicHeader("prd_colon", "a"), err: ErrInvalidCredentials},
+		{name: "basic wrong password", header: basicHeader("prd_a", "wrong"), err: ErrInvalidCredentials},
+		{name: "basic empty password", header: basicHeader("prd_a", ""), err: ErrInvalidCredentials},
+		{name: "basic unknown id", header: basicHeader("prd_nobody", testPassword), err: ErrInvalidCredentials},
+		{name: "basic producer without password", header: basicHeader("prd_nojwt", ""), err: ErrInvalidCredentials},
+		{name: "basic disabled", header: basicHeader("prd_off", testPassword), err: ErrDisabled},
+		{name: "basic disabled wrong password", header: basicHeader("prd_off", "wrong"), err: ErrInvalidCredentials},
+		{name: "basic not base64", header: "Basic !!!", err: ErrMalformed},
+		{name: "basic no colon", header: "Basic " + base64.StdEncoding.EncodeToString([]byte("prd_a")), err: ErrMalformed},
+		{name: "basic empty id", header: basicHeader("", testPassword), err: ErrMalformed},
+		{name: "basic empty", header: "Basic", err: ErrMalformed},
 		{name: "api key", header: "Bearer " + testAPIKey, want: "prd_a"},
 		{name: "api key scheme in upper case", header: "BEARER " + testAPIKey, want: "prd_a"},
-		{name: "api key unknown", header: "Bearer " + otherAPIKey, err: ErrInvalidCredentials, status: 401},
-		{name: "api key wrong length", header: "Bearer " + testAPIKey[:len(testAPIKey)-1], err: ErrMalformed, status: 401},
-		{name: "api key bad alphabet", header: "Bearer " + testAPIKey[:10] + "+" + testAPIKey[11:], err: ErrMalformed, status: 401},
-		{name: "api key disabled", header: "Bearer " + offAPIKey, err: ErrDisabled, status: 403},
-		{name: "bearer empty", header: "Bearer ", err: ErrMalformed, status: 401},
-		{name: "bearer two tokens", header: "Bearer " + testAPIKey + " " + testAPIKey, err: ErrMalformed, status: 401},
-		{name: "empty header", header: "", err: ErrMissing, status: 401},
-		{name: "blank header", header: " \t ", err: ErrMissing, status: 401},
-		{name: "garbage", header: "\x00\xff garbage", err: ErrScheme, status: 401},
-		{name: "scheme only", header: "Negotiate", err: ErrScheme, status: 401},
-		{name: "digest", header: `Digest username="prd_a"`, err: ErrScheme, status: 401},
-		{name: "too long", header: "Bearer " + strings.Repeat("a", maxAuthorization), err: ErrMalformed, status: 401},
+		{name: "api key unknown", header: "Bearer " + otherAPIKey, err: ErrInvalidCredentials},
+		{name: "api key wrong length", header: "Bearer " + testAPIKey[:len(testAPIKey)-1], err: ErrMalformed},
+		{name: "api key bad alphabet", header: "Bearer " + testAPIKey[:10] + "+" + testAPIKey[11:], err: ErrMalformed},
+		{name: "api key disabled", header: "Bearer " + offAPIKey, err: ErrDisabled},
+		{name: "bearer empty", header: "Bearer ", err: ErrMalformed},
+		{name: "bearer two tokens", header: "Bearer " + testAPIKey + " " + testAPIKey, err: ErrMalformed},
+		{name: "empty header", header: "", err: ErrMissing},
+		{name: "blank header", header: " \t ", err: ErrMissing},
+		{name: "garbage", header: "\x00\xff garbage", err: ErrScheme},
+		{name: "scheme only", header: "Negotiate", err: ErrScheme},
+		{name: "digest", header: `Digest username="prd_a"`, err: ErrScheme},
+		{name: "too long", header: "Bearer " + strings.Repeat("a", maxAuthorization), err: ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.check(t, f.auth) })
@@ -232,7 +228,7 @@ func TestUnknownIDReadsAsWrongPassword(t *testing.T) {
 	_, wrong := f.auth.Authenticate(t.Context(), basicHeader("prd_a", "wrong"))
 	before := f.dir.checked
 	_, unknown := f.auth.Authenticate(t.Context(), basicHeader("prd_nobody", "wrong"))
-	if diff := cmp.Diff(wrong.(*Error).Problem(), unknown.(*Error).Problem()); diff != "" {
+	if diff := cmp.Diff(*wrong.(*Error), *unknown.(*Error), cmpopts.EquateErrors()); diff != "" {
 		t.Errorf("unknown id and wrong password differ (-wrong +unknown):\n%s", diff)
 	}
 	if got := f.dir.checked - before; got != 1 {
@@ -255,48 +251,34 @@ func TestAPIKeyCheckedAfterLookup(t *testing.T) {
 	}
 }
 
-func TestErrorProblem(t *testing.T) {
+func TestErrorChallenge(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
 		name, header string
-		status       int
-		kind         string
+		kind         error
 		challenge    string
 	}{
 		{
-			name: "missing", header: "", status: 401, kind: "unauthenticated",
+			name: "missing", header: "", kind: ErrMissing,
 			challenge: `Basic realm="eventsync", charset="UTF-8", Bearer realm="eventsync"`,
 		},
 		{
-			name: "bearer", header: "Bearer " + otherAPIKey, status: 401, kind: "unauthenticated",
+			name: "bearer", header: "Bearer " + otherAPIKey, kind: ErrInvalidCredentials,
 			challenge: `Basic realm="eventsync", charset="UTF-8", Bearer realm="eventsync", error="invalid_token", error_description="invalid API key"`,
 		},
 		{
-			name: "disabled", header: "Bearer " + offAPIKey, status: 403, kind: "forbidden",
+			name: "disabled", header: "Bearer " + offAPIKey, kind: ErrDisabled,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := f.auth.Authenticate(t.Context(), tc.header)
 			var ae *Error
-			if !errors.As(err, &ae) {
-				t.Fatalf("Authenticate(%q) = %v; want an *Error", tc.header, err)
+			if !errors.As(err, &ae) || !errors.Is(err, tc.kind) || ae.Detail == "" {
+				t.Fatalf("Authenticate(%q) = %v; want an *Error of kind %v with a detail", tc.header, err, tc.kind)
 			}
-			rec := httptest.NewRecorder()
-			problem.Write(rec, ae.Problem())
-			if rec.Code != tc.status {
-				t.Errorf("status = %d; want %d", rec.Code, tc.status)
-			}
-			if got := rec.Header().Get("WWW-Authenticate"); got != tc.challenge {
-				t.Errorf("WWW-Authenticate = %q; want %q", got, tc.challenge)
-			}
-			var body problem.Problem
-			if err := json.NewDecoder(rec.Body).Decode(&body); err != nil {
-				t.Fatalf("decode problem: %v", err)
-			}
-			want := problem.New(tc.status, tc.kind, ae.Detail)
-			if diff := cmp.Diff(want, &body); diff != "" {
-				t.Errorf("problem mismatch (-want +got):\n%s", diff)
+			if ae.Challenge != tc.challenge {
+				t.Errorf("Authenticate(%q) challenge = %q; want %q", tc.header, ae.Challenge, tc.challenge)
 			}
 		})
 	}
@@ -363,20 +345,18 @@ func TestParseAuthorization(t *testing.T) {
 	}
 }
 
-// ExampleError_Problem shows the challenge of a request without
-// credentials.
-func ExampleError_Problem() {
+// ExampleError shows the failure of a request without credentials.
+func ExampleError() {
 	a := New(newFakeDirectory(), nil, Config{})
 	_, err := a.Authenticate(context.Background(), "")
 	var ae *Error
 	if errors.As(err, &ae) {
-		p := ae.Problem()
-		fmt.Println(p.Status, p.Type)
-		fmt.Println(p.Challenge)
-		fmt.Println(p.Detail)
+		fmt.Println(errors.Is(err, ErrMissing))
+		fmt.Println(ae.Challenge)
+		fmt.Println(ae.Detail)
 	}
 	// Output:
-	// 401 https://eventsync.dev/problems/unauthenticated
+	// true
 	// Basic realm="eventsync", charset="UTF-8", Bearer realm="eventsync"
 	// missing Authorization header; send Basic or Bearer credentials
 }

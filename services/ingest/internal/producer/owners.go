@@ -98,7 +98,7 @@ func (r *Registry) claim(ctx context.Context, category, id string) (owner string
 		r.applyOwner(category, holder, e.Revision())
 		return holder, false, nil
 	}
-	return "", false, fmt.Errorf("claim %s: %w", category, errContention)
+	return "", false, fmt.Errorf("claim %s: %w", category, ErrConflict)
 }
 
 // Release frees category whoever owns it.
@@ -140,7 +140,7 @@ func (r *Registry) releaseIfOwner(ctx context.Context, category, producerID stri
 		r.forgetOwner(category, e.Revision())
 		return nil
 	}
-	return fmt.Errorf("release %s: %w", category, errContention)
+	return fmt.Errorf("release %s: %w", category, ErrConflict)
 }
 
 // claimAll claims every category for id. On a conflict or an error it

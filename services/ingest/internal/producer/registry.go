@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
@@ -46,15 +45,23 @@ var (
 	ErrNotFound = errors.New("no producer has this id")
 	// ErrNameTaken is returned when another producer has the name (names
 	// are compared case-insensitively).
-	ErrNameTaken  = errors.New("name is taken")
-	errContention = errors.New("too many concurrent changes; try again")
-	errSkip       = errors.New("nothing to change")
+	ErrNameTaken = errors.New("name is taken")
+	// ErrConflict is returned when other changes to the same producer,
+	// name or category kept winning the compare-and-swap: the caller may
+	// try again.
+	ErrConflict = errors.New("too many concurrent changes; try again")
+	errSkip     = errors.New("nothing to change")
 )
 
-// ValidationError lists every rule a producer definition breaks, with
-// JSON pointers into the admin API's body (/name, /tags/0, /rate/burst …).
+// FieldError is one rule a producer definition breaks.
+type FieldError struct {
+	Pointer string // JSON pointer into the admin API's body: /name, /tags/0, /rate/burst …
+	Detail  string
+}
+
+// ValidationError lists every rule a producer definition breaks.
 type ValidationError struct {
-	Errors []problem.FieldError
+	Errors []FieldError
 }
 
 func (e *ValidationError) Error() string {
@@ -351,7 +358,7 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(*Producer) err
 			return Producer{}, err
 		}
 		if p.ID != id {
-			return Producer{}, &ValidationError{Errors: []problem.FieldError{{Pointer: "/id", Detail: "cannot change"}}}
+			return Producer{}, &ValidationError{Errors: []FieldError{{Pointer: "/id", Detail: "cannot change"}}}
 		}
 		normalize(&p)
 		if err := validate(&p); err != nil {
@@ -393,11 +400,11 @@ func (r *Registry) Update(ctx context.Context, id string, fn func(*Producer) err
 		}
 		return p, r.releaseAll(ctx, id, missing(p.Owns, old.Owns))
 	}
-	return Producer{}, fmt.Errorf("update producer %s: %w", id, errContention)
+	return Producer{}, fmt.Errorf("update producer %s: %w", id, ErrConflict)
 }
 
 // SetEnabled enables or disables a producer. A disabled producer keeps its
-// credentials and claims but is refused (403).
+// credentials and claims but is refused (auth.ErrDisabled).
 func (r *Registry) SetEnabled(ctx context.Context, id string, enabled bool) (Producer, error) {
 	return r.update(ctx, id, func(p *Producer) error {
 		p.Enabled = enabled
@@ -424,7 +431,7 @@ func (r *Registry) Rotate(ctx context.Context, id string, c Credential) (Produce
 	case CredentialJWTSecret:
 		sec.JWTSecret, err = newJWTSecret()
 	default:
-		return Producer{}, Secrets{}, &ValidationError{Errors: []problem.FieldError{{
+		return Producer{}, Secrets{}, &ValidationError{Errors: []FieldError{{
 			Pointer: "/credential", Detail: fmt.Sprintf("must be %s, %s or %s", CredentialPassword, CredentialAPIKey, CredentialJWTSecret),
 		}}}
 	}
@@ -475,7 +482,7 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 		errs = append(errs, r.releaseAll(ctx, id, slices.Compact(cats)))
 		return errors.Join(errs...)
 	}
-	return fmt.Errorf("delete producer %s: %w", id, errContention)
+	return fmt.Errorf("delete producer %s: %w", id, ErrConflict)
 }
 
 // TouchLastSeen records that a producer was just seen. It writes at most
@@ -529,7 +536,7 @@ func (r *Registry) update(ctx context.Context, id string, fn func(*Producer) err
 		r.applyProducer(id, &p, newRev)
 		return p, nil
 	}
-	return Producer{}, fmt.Errorf("update producer %s: %w", id, errContention)
+	return Producer{}, fmt.Errorf("update producer %s: %w", id, ErrConflict)
 }
 
 // load reads a producer and its revision from the bucket.
@@ -603,7 +610,7 @@ func (r *Registry) reserveName(ctx context.Context, name, id string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("reserve name %q: %w", name, errContention)
+	return fmt.Errorf("reserve name %q: %w", name, ErrConflict)
 }
 
 // dropName removes id's reservation of name, if it still holds it.
@@ -729,9 +736,9 @@ func normalize(p *Producer) {
 
 // validate lists every rule p breaks, or returns nil.
 func validate(p *Producer) error {
-	var errs []problem.FieldError
+	var errs []FieldError
 	add := func(ptr, format string, args ...any) {
-		errs = append(errs, problem.FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
+		errs = append(errs, FieldError{Pointer: ptr, Detail: fmt.Sprintf(format, args...)})
 	}
 	if err := validName(p.Name); err != "" {
 		add("/name", "%s", err)

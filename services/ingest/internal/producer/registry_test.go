@@ -15,7 +15,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
 
@@ -610,7 +609,7 @@ func TestStaleNameReservation(t *testing.T) {
 }
 
 func TestValidationErrorMessage(t *testing.T) {
-	err := &ValidationError{Errors: []problem.FieldError{{Pointer: "/name", Detail: "must not be empty"}, {Pointer: "/tags/0", Detail: "bad"}}}
+	err := &ValidationError{Errors: []FieldError{{Pointer: "/name", Detail: "must not be empty"}, {Pointer: "/tags/0", Detail: "bad"}}}
 	want := "invalid producer: /name must not be empty; /tags/0 bad"
 	if got := err.Error(); got != want {
 		t.Errorf("Error() = %q; want %q", got, want)

@@ -50,17 +50,20 @@ func New(reg *producer.Registry, adminToken string, log *slog.Logger) *API {
 
 // Mount adds the admin routes to r.
 func (a *API) Mount(r chi.Router) {
+	handle := func(h func(*http.Request) (httpserve.Reply, error)) http.HandlerFunc {
+		return httpserve.Handle(a.log, a.toProblem, h)
+	}
 	r.Group(func(r chi.Router) {
 		r.Use(a.authorize)
-		r.Post("/v1/producers", a.handle(a.create))
-		r.Get("/v1/producers", a.handle(a.list))
+		r.Post("/v1/producers", handle(a.create))
+		r.Get("/v1/producers", handle(a.list))
 		r.Get("/v1/producers/nats-config", a.natsConfig)
-		r.Get("/v1/producers/{id}", a.handle(a.get))
-		r.Patch("/v1/producers/{id}", a.handle(a.patch))
-		r.Delete("/v1/producers/{id}", a.handle(a.delete))
-		r.Post("/v1/producers/{id}/disable", a.handle(a.setEnabled(false)))
-		r.Post("/v1/producers/{id}/enable", a.handle(a.setEnabled(true)))
-		r.Post("/v1/producers/{id}/rotate", a.handle(a.rotate))
+		r.Get("/v1/producers/{id}", handle(a.get))
+		r.Patch("/v1/producers/{id}", handle(a.patch))
+		r.Delete("/v1/producers/{id}", handle(a.delete))
+		r.Post("/v1/producers/{id}/disable", handle(a.setEnabled(false)))
+		r.Post("/v1/producers/{id}/enable", handle(a.setEnabled(true)))
+		r.Post("/v1/producers/{id}/rotate", handle(a.rotate))
 	})
 }
 
@@ -90,43 +93,26 @@ func (a *API) authorize(next http.Handler) http.Handler {
 	})
 }
 
-// response is a status and a JSON body.
-type response struct {
-	status int
-	body   any
+// uncached is an answer with a body: bodies may carry credentials, so no
+// answer of this API is cached.
+func uncached(status int, body any) httpserve.Reply {
+	return httpserve.Reply{Status: status, Body: body, NoStore: true}
 }
 
-// handle adapts a handler returning a response or an error; errors become
-// problem+json.
-func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := h(r)
-		if err != nil {
-			problem.Write(w, a.toProblem(r, err))
-			return
-		}
-		if res.body != nil {
-			w.Header().Set("Cache-Control", "no-store") // bodies may carry credentials
-		}
-		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
-			a.log.Error("encode response", "err", err, "path", r.URL.Path)
-			problem.Write(w, err)
-		}
-	}
-}
-
-// toProblem maps registry errors to their answers.
-func (a *API) toProblem(r *http.Request, err error) error {
+// toProblem maps registry errors to their answers; nil for an internal
+// error.
+func (a *API) toProblem(r *http.Request, err error) *problem.Problem {
 	var (
-		p  *problem.Problem
 		ve *producer.ValidationError
 		oe *producer.OwnedError
 	)
 	switch {
-	case errors.As(err, &p):
-		return p
 	case errors.As(err, &ve):
-		return problem.Invalid(fmt.Sprintf("the producer breaks %d rule(s); see errors", len(ve.Errors)), ve.Errors...)
+		errs := make([]problem.FieldError, len(ve.Errors))
+		for i, fe := range ve.Errors {
+			errs[i] = problem.FieldError{Pointer: fe.Pointer, Detail: fe.Detail}
+		}
+		return problem.Invalid(fmt.Sprintf("the producer breaks %d rule(s); see errors", len(errs)), errs...)
 	case errors.As(err, &oe):
 		p := problem.New(http.StatusConflict, "category-owned", oe.Error())
 		p.Owner = oe.Owner
@@ -138,12 +124,13 @@ func (a *API) toProblem(r *http.Request, err error) error {
 		return p
 	case errors.Is(err, producer.ErrNotFound):
 		return problem.NotFound("no producer has this id")
+	case errors.Is(err, producer.ErrConflict):
+		return problem.New(http.StatusConflict, "conflict", "the producer was changed by other requests meanwhile; try again")
 	case stream.Unavailable(err):
 		a.log.Warn("producers api unavailable", "err", err, "path", r.URL.Path)
 		return problem.Unavailable("JetStream is unavailable", time.Second)
 	}
-	a.log.Error("producers api", "err", err, "path", r.URL.Path)
-	return err
+	return nil
 }
 
 // decodeBody strictly decodes a JSON request body into v (see
@@ -203,19 +190,19 @@ type createRequest struct {
 	Owns []string      `json:"owns"`
 }
 
-func (a *API) create(r *http.Request) (response, error) {
+func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	var in createRequest
 	if err := decodeBody(r, &in); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Rate: in.Rate, Owns: in.Owns})
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "owns", p.Owns)
 	v := a.view(&p)
 	v.Credentials = &sec
-	return response{http.StatusCreated, v}, nil
+	return uncached(http.StatusCreated, v), nil
 }
 
 // list is the body of GET /v1/producers.
@@ -223,20 +210,20 @@ type list struct {
 	Producers []view `json:"producers"`
 }
 
-func (a *API) list(*http.Request) (response, error) {
+func (a *API) list(*http.Request) (httpserve.Reply, error) {
 	out := list{Producers: []view{}}
 	for _, p := range a.reg.List() {
 		out.Producers = append(out.Producers, a.view(p))
 	}
-	return response{http.StatusOK, out}, nil
+	return uncached(http.StatusOK, out), nil
 }
 
-func (a *API) get(r *http.Request) (response, error) {
+func (a *API) get(r *http.Request) (httpserve.Reply, error) {
 	p, ok := a.reg.Get(chi.URLParam(r, "id"))
 	if !ok {
-		return response{}, producer.ErrNotFound
+		return httpserve.Reply{}, producer.ErrNotFound
 	}
-	return response{http.StatusOK, a.view(p)}, nil
+	return uncached(http.StatusOK, a.view(p)), nil
 }
 
 // patchRequest is the body of PATCH /v1/producers/{id}: members left out
@@ -249,10 +236,10 @@ type patchRequest struct {
 	Owns    *[]string      `json:"owns"`
 }
 
-func (a *API) patch(r *http.Request) (response, error) {
+func (a *API) patch(r *http.Request) (httpserve.Reply, error) {
 	var in patchRequest
 	if err := decodeBody(r, &in); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	p, err := a.reg.Update(r.Context(), chi.URLParam(r, "id"), func(p *producer.Producer) error {
 		if in.Name != nil {
@@ -273,29 +260,29 @@ func (a *API) patch(r *http.Request) (response, error) {
 		return nil
 	})
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("producer updated", "producer", p.ID, "name", p.Name, "enabled", p.Enabled, "tags", p.Tags, "owns", p.Owns)
-	return response{http.StatusOK, a.view(&p)}, nil
+	return uncached(http.StatusOK, a.view(&p)), nil
 }
 
-func (a *API) delete(r *http.Request) (response, error) {
+func (a *API) delete(r *http.Request) (httpserve.Reply, error) {
 	id := chi.URLParam(r, "id")
 	if err := a.reg.Delete(r.Context(), id); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("producer deleted", "producer", id)
-	return response{status: http.StatusNoContent}, nil
+	return httpserve.Reply{Status: http.StatusNoContent}, nil
 }
 
-func (a *API) setEnabled(enabled bool) func(*http.Request) (response, error) {
-	return func(r *http.Request) (response, error) {
+func (a *API) setEnabled(enabled bool) func(*http.Request) (httpserve.Reply, error) {
+	return func(r *http.Request) (httpserve.Reply, error) {
 		p, err := a.reg.SetEnabled(r.Context(), chi.URLParam(r, "id"), enabled)
 		if err != nil {
-			return response{}, err
+			return httpserve.Reply{}, err
 		}
 		a.log.Info("producer enabled changed", "producer", p.ID, "enabled", enabled)
-		return response{http.StatusOK, a.view(&p)}, nil
+		return uncached(http.StatusOK, a.view(&p)), nil
 	}
 }
 
@@ -304,19 +291,19 @@ type rotateRequest struct {
 	Credential producer.Credential `json:"credential"`
 }
 
-func (a *API) rotate(r *http.Request) (response, error) {
+func (a *API) rotate(r *http.Request) (httpserve.Reply, error) {
 	var in rotateRequest
 	if err := decodeBody(r, &in); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	p, sec, err := a.reg.Rotate(r.Context(), chi.URLParam(r, "id"), in.Credential)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("producer credential rotated", "producer", p.ID, "credential", in.Credential)
 	v := a.view(&p)
 	v.Credentials = &sec
-	return response{http.StatusOK, v}, nil
+	return uncached(http.StatusOK, v), nil
 }
 
 // natsConfig answers GET /v1/producers/nats-config[?direct=true] with the

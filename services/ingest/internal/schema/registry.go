@@ -13,11 +13,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/message"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
@@ -98,6 +98,12 @@ func (r *Registry) Put(ctx context.Context, category, code string, doc []byte) (
 	n := name(category, code)
 	if _, err := compile(n, doc); err != nil {
 		return Entry{}, false, err
+	}
+	// The compiler reads a member named twice as the last one; the
+	// author may have meant either, and readers of the stored document
+	// refuse it. Invalid UTF-8 could not be shown back as written.
+	if !jsontext.Value(doc).IsValid() {
+		return Entry{}, false, &InvalidError{Reason: "the schema names a member twice in one object or holds invalid UTF-8"}
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, doc); err != nil {
@@ -346,7 +352,7 @@ func clone(m *map[schemaKey]*compiled) map[schemaKey]*compiled {
 // both. Absent data is checked as null. It returns nil for valid data or an
 // event without schemas, else at most MaxErrors errors (plus one saying how
 // many more there were), each pointing into the event at /data/….
-func (r *Registry) Validate(category, code string, data []byte) []problem.FieldError {
+func (r *Registry) Validate(category, code string, data []byte) []FieldError {
 	m := r.cache.Load()
 	if m == nil || len(*m) == 0 {
 		return nil
@@ -363,10 +369,10 @@ func (r *Registry) Validate(category, code string, data []byte) []problem.FieldE
 	if len(bytes.TrimSpace(data)) > 0 {
 		var err error
 		if v, err = jsonschema.UnmarshalJSON(bytes.NewReader(data)); err != nil {
-			return []problem.FieldError{{Pointer: "/data", Detail: "is not valid JSON"}}
+			return []FieldError{{Pointer: "/data", Detail: "is not valid JSON"}}
 		}
 	}
-	var errs []problem.FieldError
+	var errs []FieldError
 	var n int
 	if cat != nil {
 		n += cat.validate(v, r.printer, &errs)

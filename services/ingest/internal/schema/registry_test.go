@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
@@ -213,21 +212,21 @@ func TestPutInvalid(t *testing.T) {
 		name   string
 		doc    string
 		reason string
-		errs   []problem.FieldError
+		errs   []schema.FieldError
 	}{
 		{"not JSON", `{"type":`, "the schema is not JSON: unexpected EOF", nil},
 		{"trailing data", `{} {}`, "the schema is not JSON: invalid character after top-level value", nil},
-		{"not a schema", `"object"`, "not a valid JSON Schema", []problem.FieldError{
+		{"not a schema", `"object"`, "not a valid JSON Schema", []schema.FieldError{
 			{Pointer: "", Detail: "got string, want boolean or object"},
 		}},
-		{"unknown type", `{"type":"strin"}`, "not a valid JSON Schema", []problem.FieldError{
+		{"unknown type", `{"type":"strin"}`, "not a valid JSON Schema", []schema.FieldError{
 			{Pointer: "/type", Detail: "value must be one of 'array', 'boolean', 'integer', 'null', 'number', 'object', 'string'"},
 			{Pointer: "/type", Detail: "got string, want array"},
 		}},
-		{"nested keyword", `{"properties":{"a":{"minimum":"x"}}}`, "not a valid JSON Schema", []problem.FieldError{
+		{"nested keyword", `{"properties":{"a":{"minimum":"x"}}}`, "not a valid JSON Schema", []schema.FieldError{
 			{Pointer: "/properties/a/minimum", Detail: "got string, want number"},
 		}},
-		{"bad regexp", `{"pattern":"(?<=x)"}`, "not a valid JSON Schema", []problem.FieldError{
+		{"bad regexp", `{"pattern":"(?<=x)"}`, "not a valid JSON Schema", []schema.FieldError{
 			{Pointer: "/pattern", Detail: "'(?<=x)' is not valid regex: error parsing regexp: invalid named capture: `(?<=x)`"},
 		}},
 		{"remote ref", `{"$ref":"https://example.com/order.json"}`,
@@ -239,6 +238,8 @@ func TestPutInvalid(t *testing.T) {
 		{"remote meta-schema", `{"$schema":"https://example.com/meta"}`,
 			`it references "https://example.com/meta": schemas may reference only themselves and the standard meta-schemas`, nil},
 		{"missing target", `{"$ref":"#/$defs/missing"}`, `json-pointer in "#/$defs/missing" not found`, nil},
+		{"member twice", `{"type":"object","type":"string"}`, "the schema names a member twice in one object or holds invalid UTF-8", nil},
+		{"invalid UTF-8", "{\"description\":\"\xff\"}", "the schema names a member twice in one object or holds invalid UTF-8", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

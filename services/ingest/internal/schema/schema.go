@@ -43,7 +43,6 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
@@ -64,13 +63,20 @@ type Entry struct {
 // schema.
 var ErrNotFound = errors.New("no schema")
 
+// FieldError is one rule a JSON document breaks: event data that fails a
+// schema, or a schema document that fails the meta-schema.
+type FieldError struct {
+	Pointer string // JSON pointer into the document (into the event at /data/… for event data)
+	Detail  string
+}
+
 // InvalidError is a schema document that cannot be used: not JSON, not a
 // valid JSON Schema, or referencing a document other than itself.
 type InvalidError struct {
 	Reason string
 	// Errors point into the schema document where the meta-schema
 	// validation failed; empty for other reasons.
-	Errors []problem.FieldError
+	Errors []FieldError
 }
 
 // Error returns the reason and the first field error.
@@ -142,7 +148,7 @@ func compileError(base string, err error) error {
 				if i == MaxErrors {
 					break
 				}
-				inv.Errors = append(inv.Errors, problem.FieldError{Pointer: at + l.instance, Detail: l.err.ErrorKind.LocalizedString(p)})
+				inv.Errors = append(inv.Errors, FieldError{Pointer: at + l.instance, Detail: l.err.ErrorKind.LocalizedString(p)})
 			}
 		}
 		return inv
@@ -155,14 +161,14 @@ func compileError(base string, err error) error {
 
 // validate checks a decoded instance and adds its errors to errs, until
 // errs holds MaxErrors; it returns how many errors it found in all.
-func (c *compiled) validate(v any, p *message.Printer, errs *[]problem.FieldError) int {
+func (c *compiled) validate(v any, p *message.Printer, errs *[]FieldError) int {
 	err := c.sch.Validate(v)
 	if err == nil {
 		return 0
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		*errs = append(*errs, problem.FieldError{Pointer: "/data", Detail: fmt.Sprintf("%v (schema %s)", err, c.name)})
+		*errs = append(*errs, FieldError{Pointer: "/data", Detail: fmt.Sprintf("%v (schema %s)", err, c.name)})
 		return 1
 	}
 	leaves := collect(ve)
@@ -170,7 +176,7 @@ func (c *compiled) validate(v any, p *message.Printer, errs *[]problem.FieldErro
 		if len(*errs) == MaxErrors {
 			break
 		}
-		*errs = append(*errs, problem.FieldError{
+		*errs = append(*errs, FieldError{
 			Pointer: "/data" + l.instance,
 			Detail:  fmt.Sprintf("%s (schema %s, keyword %s)", l.err.ErrorKind.LocalizedString(p), c.name, l.keyword),
 		})
@@ -273,8 +279,8 @@ func pointer(tokens []string) string {
 }
 
 // moreErrors is the entry that says how many errors were left out.
-func moreErrors(n int) problem.FieldError {
-	return problem.FieldError{Pointer: "/data", Detail: strconv.Itoa(n) + " more schema error(s) not shown"}
+func moreErrors(n int) FieldError {
+	return FieldError{Pointer: "/data", Detail: strconv.Itoa(n) + " more schema error(s) not shown"}
 }
 
 // name is the category, or CATEGORY.CODE.

@@ -7,7 +7,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
 
@@ -31,39 +30,39 @@ func TestValidate(t *testing.T) {
 		name           string
 		category, code string
 		data           string
-		want           []problem.FieldError
+		want           []schema.FieldError
 	}{
 		{"valid", "ORDERS", "SHIPPED", `{"id":"o1","items":[{"sku":"a","price":1.5,"qty":2}]}`, nil},
 		{"no schema", "METRICS", "CPU", `"anything"`, nil},
 		{"no schema, no data", "METRICS", "CPU", ``, nil},
-		{"type", "ORDERS", "SHIPPED", `{"id":5,"items":[]}`, []problem.FieldError{
+		{"type", "ORDERS", "SHIPPED", `{"id":5,"items":[]}`, []schema.FieldError{
 			{Pointer: "/data/id", Detail: "got number, want string (schema ORDERS, keyword /properties/id/type)"},
 		}},
-		{"required", "ORDERS", "SHIPPED", `{"items":[]}`, []problem.FieldError{
+		{"required", "ORDERS", "SHIPPED", `{"items":[]}`, []schema.FieldError{
 			{Pointer: "/data", Detail: "missing property 'id' (schema ORDERS, keyword /required)"},
 		}},
-		{"nested through $ref", "ORDERS", "SHIPPED", `{"id":"o1","items":[{"sku":"a","price":1},{"sku":"b","price":2},{"sku":"c","price":"3"}]}`, []problem.FieldError{
+		{"nested through $ref", "ORDERS", "SHIPPED", `{"id":"o1","items":[{"sku":"a","price":1},{"sku":"b","price":2},{"sku":"c","price":"3"}]}`, []schema.FieldError{
 			{Pointer: "/data/items/2/price", Detail: "got string, want number (schema ORDERS, keyword /properties/items/items/$ref/properties/price/type)"},
 		}},
-		{"escaped pointer", "ORDERS", "SHIPPED", `{"id":"o1","items":[],"a/b~c":"x"}`, []problem.FieldError{
+		{"escaped pointer", "ORDERS", "SHIPPED", `{"id":"o1","items":[],"a/b~c":"x"}`, []schema.FieldError{
 			{Pointer: "/data/a~1b~0c", Detail: "got string, want integer (schema ORDERS, keyword /properties/a~1b~0c/type)"},
 		}},
-		{"category and code both apply", "ORDERS", "CREATED", `{"items":[],"customer":{"email":"nope"}}`, []problem.FieldError{
+		{"category and code both apply", "ORDERS", "CREATED", `{"items":[],"customer":{"email":"nope"}}`, []schema.FieldError{
 			{Pointer: "/data", Detail: "missing property 'id' (schema ORDERS, keyword /required)"},
 			{Pointer: "/data/customer/email", Detail: "'nope' is not valid email: missing @ (schema ORDERS.CREATED, keyword /properties/customer/properties/email/format)"},
 		}},
-		{"code schema alone", "DATABASE", "CONNECTION_LOST", `{"host":"db1","since":"yesterday","extra":1}`, []problem.FieldError{
+		{"code schema alone", "DATABASE", "CONNECTION_LOST", `{"host":"db1","since":"yesterday","extra":1}`, []schema.FieldError{
 			{Pointer: "/data", Detail: "additional properties 'extra' not allowed (schema DATABASE.CONNECTION_LOST, keyword /additionalProperties)"},
 			{Pointer: "/data/since", Detail: "'yesterday' is not valid date-time: less than 20 characters long (schema DATABASE.CONNECTION_LOST, keyword /properties/since/format)"},
 		}},
 		{"other code of the category", "DATABASE", "QUERY_SLOW", `{"anything":true}`, nil},
-		{"data null", "ORDERS", "SHIPPED", `null`, []problem.FieldError{
+		{"data null", "ORDERS", "SHIPPED", `null`, []schema.FieldError{
 			{Pointer: "/data", Detail: "got null, want object (schema ORDERS, keyword /type)"},
 		}},
-		{"data absent", "ORDERS", "SHIPPED", ``, []problem.FieldError{
+		{"data absent", "ORDERS", "SHIPPED", ``, []schema.FieldError{
 			{Pointer: "/data", Detail: "got null, want object (schema ORDERS, keyword /type)"},
 		}},
-		{"not JSON", "ORDERS", "SHIPPED", `{"id":`, []problem.FieldError{
+		{"not JSON", "ORDERS", "SHIPPED", `{"id":`, []schema.FieldError{
 			{Pointer: "/data", Detail: "is not valid JSON"},
 		}},
 		{"capped", "ORDERS", "SHIPPED", manyBadPrices, capped()},
@@ -84,15 +83,15 @@ func TestValidate(t *testing.T) {
 
 // capped is what Validate reports for 25 negative prices: the first
 // MaxErrors, then how many more.
-func capped() []problem.FieldError {
-	var want []problem.FieldError
+func capped() []schema.FieldError {
+	var want []schema.FieldError
 	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19} {
-		want = append(want, problem.FieldError{
+		want = append(want, schema.FieldError{
 			Pointer: fmt.Sprintf("/data/items/%d/price", i),
 			Detail:  "minimum: got -1, want 0 (schema ORDERS, keyword /properties/items/items/$ref/properties/price/minimum)",
 		})
 	}
-	return append(want, problem.FieldError{Pointer: "/data", Detail: "5 more schema error(s) not shown"})
+	return append(want, schema.FieldError{Pointer: "/data", Detail: "5 more schema error(s) not shown"})
 }
 
 func TestValidateBeforeRun(t *testing.T) {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -67,13 +68,16 @@ func New(reg registry, adminToken string, log *slog.Logger) *API {
 
 // Mount adds the API's routes to r.
 func (a *API) Mount(r chi.Router) {
+	handle := func(h func(*http.Request) (httpserve.Reply, error)) http.HandlerFunc {
+		return httpserve.Handle(a.log, a.toProblem, h)
+	}
 	r.Group(func(r chi.Router) {
-		r.Use(a.authorize)
-		r.Get("/v1/schemas", a.handle(a.list))
+		r.Use(a.authorize, limitBody)
+		r.Get("/v1/schemas", handle(a.list))
 		for _, path := range []string{"/v1/schemas/{category}", "/v1/schemas/{category}/{code}"} {
-			r.Put(path, a.handle(a.put))
-			r.Get(path, a.handle(a.get))
-			r.Delete(path, a.handle(a.remove))
+			r.Put(path, handle(a.put))
+			r.Get(path, handle(a.get))
+			r.Delete(path, handle(a.remove))
 		}
 	})
 }
@@ -116,65 +120,33 @@ func bearer(authorization string) (string, bool) {
 	return token, token != ""
 }
 
-// response is a status and a JSON body (none when nil).
-type response struct {
-	status int
-	body   any
-	header http.Header
-}
-
-// handle adapts a handler returning a response or an error; errors become
-// problem+json.
-func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+// limitBody bounds request bodies to MaxBody.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
-		res, err := h(r)
-		if err != nil {
-			problem.Write(w, a.problem(r, err))
-			return
-		}
-		for k, v := range res.header {
-			w.Header()[k] = v
-		}
-		if res.body == nil {
-			w.WriteHeader(res.status)
-			return
-		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false) // keep schema documents as written
-		if err := enc.Encode(res.body); err != nil {
-			a.log.Error("encode response", "err", err, "path", r.URL.Path)
-			problem.Write(w, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(res.status)
-		_, _ = w.Write(buf.Bytes())
-	}
+		next.ServeHTTP(w, r)
+	})
 }
 
-// problem maps an error to the problem written for it.
-func (a *API) problem(r *http.Request, err error) error {
-	var (
-		p   *problem.Problem
-		inv *schema.InvalidError
-	)
+// toProblem maps registry errors to their answers; nil for an internal
+// error.
+func (a *API) toProblem(_ *http.Request, err error) *problem.Problem {
+	var inv *schema.InvalidError
 	switch {
-	case errors.As(err, &p):
-		return err
 	case errors.As(err, &inv):
-		return problem.Invalid("the schema cannot be used: "+inv.Reason, inv.Errors...)
+		errs := make([]problem.FieldError, len(inv.Errors))
+		for i, fe := range inv.Errors {
+			errs[i] = problem.FieldError{Pointer: fe.Pointer, Detail: fe.Detail}
+		}
+		return problem.Invalid("the schema cannot be used: "+inv.Reason, errs...)
 	case errors.Is(err, schema.ErrNotFound):
 		return problem.NotFound("no schema for this category or code")
 	case errors.Is(err, schema.ErrConflict):
 		return problem.New(http.StatusConflict, "conflict", "the schema changed concurrently; try again")
 	case stream.Unavailable(err):
 		return problem.Unavailable("JetStream is unavailable", time.Second)
-	default:
-		a.log.Error("schema api", "err", err, "method", r.Method, "path", r.URL.Path)
-		return err
 	}
+	return nil
 }
 
 // name reads and validates the category and code path parameters; code is
@@ -197,63 +169,63 @@ func name(r *http.Request) (category, code string, err error) {
 	return category, code, nil
 }
 
-func (a *API) put(r *http.Request) (response, error) {
+func (a *API) put(r *http.Request) (httpserve.Reply, error) {
 	category, code, err := name(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && mt != "application/schema+json") {
-			return response{}, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type",
+			return httpserve.Reply{}, problem.New(http.StatusUnsupportedMediaType, "unsupported-media-type",
 				"send the schema as application/json or application/schema+json")
 		}
 	}
-	doc, err := io.ReadAll(r.Body) // limited to MaxBody by handle
+	doc, err := io.ReadAll(r.Body) // limited to MaxBody by limitBody
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return response{}, problem.New(http.StatusRequestEntityTooLarge, "too-large", "a schema may be at most 256 KiB")
+			return httpserve.Reply{}, problem.New(http.StatusRequestEntityTooLarge, "too-large", "a schema may be at most 256 KiB")
 		}
-		return response{}, problem.BadRequest("reading the body: " + err.Error())
+		return httpserve.Reply{}, problem.BadRequest("reading the body: " + err.Error())
 	}
 	if len(bytes.TrimSpace(doc)) == 0 {
-		return response{}, problem.BadRequest("the body must be a JSON Schema")
+		return httpserve.Reply{}, problem.BadRequest("the body must be a JSON Schema")
 	}
 	if !json.Valid(doc) {
-		return response{}, problem.BadRequest("the body is not JSON")
+		return httpserve.Reply{}, problem.BadRequest("the body is not JSON")
 	}
 	e, created, err := a.reg.Put(r.Context(), category, code, doc)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if !created {
-		return response{status: http.StatusOK, body: e}, nil
+		return httpserve.Reply{Status: http.StatusOK, Body: e}, nil
 	}
-	return response{status: http.StatusCreated, body: e, header: http.Header{"Location": {location(category, code)}}}, nil
+	return httpserve.Reply{Status: http.StatusCreated, Body: e, Header: http.Header{"Location": {location(category, code)}}}, nil
 }
 
-func (a *API) get(r *http.Request) (response, error) {
+func (a *API) get(r *http.Request) (httpserve.Reply, error) {
 	category, code, err := name(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	e, err := a.reg.Get(r.Context(), category, code)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{status: http.StatusOK, body: e}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: e}, nil
 }
 
-func (a *API) remove(r *http.Request) (response, error) {
+func (a *API) remove(r *http.Request) (httpserve.Reply, error) {
 	category, code, err := name(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if err := a.reg.Delete(r.Context(), category, code); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{status: http.StatusNoContent}, nil
+	return httpserve.Reply{Status: http.StatusNoContent}, nil
 }
 
 // list is the body of GET /v1/schemas.
@@ -261,15 +233,15 @@ type list struct {
 	Schemas []schema.Entry `json:"schemas"`
 }
 
-func (a *API) list(r *http.Request) (response, error) {
+func (a *API) list(r *http.Request) (httpserve.Reply, error) {
 	entries, err := a.reg.List(r.Context())
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if entries == nil {
 		entries = []schema.Entry{}
 	}
-	return response{status: http.StatusOK, body: list{Schemas: entries}}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: list{Schemas: entries}}, nil
 }
 
 // location is the path of a schema.

@@ -303,7 +303,7 @@ func TestAppliesToValidate(t *testing.T) {
 	if res := do(t, ts, "PUT", "/v1/schemas/ORDERS/CREATED", `{"type":"object","properties":{"total":{"type":"number"}}}`); res.status != http.StatusCreated {
 		t.Fatalf("PUT = %d %s", res.status, res.body)
 	}
-	want := []problem.FieldError{{Pointer: "/data/total", Detail: "got string, want number (schema ORDERS.CREATED, keyword /properties/total/type)"}}
+	want := []schema.FieldError{{Pointer: "/data/total", Detail: "got string, want number (schema ORDERS.CREATED, keyword /properties/total/type)"}}
 	end := time.Now().Add(time.Second)
 	for {
 		got := reg.Validate("ORDERS", "CREATED", []byte(`{"total":"12"}`))

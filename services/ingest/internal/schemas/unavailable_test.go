@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eventsync/eventsync/pkg/problem"
 )
 
 // While JetStream has no leader for the schemas bucket (an election in a
@@ -18,8 +15,7 @@ import (
 func TestUnavailableIs503(t *testing.T) {
 	a := &API{log: slog.New(slog.DiscardHandler)}
 	err := fmt.Errorf("put schema: %w", jetstream.ErrNoStreamResponse)
-	var p *problem.Problem
-	if got := a.problem(httptest.NewRequest("PUT", "/v1/schemas/A", nil), err); !errors.As(got, &p) || p.Status != http.StatusServiceUnavailable {
-		t.Errorf("problem(%v) = %v; want a 503 problem", err, got)
+	if got := a.toProblem(httptest.NewRequest("PUT", "/v1/schemas/A", nil), err); got == nil || got.Status != http.StatusServiceUnavailable {
+		t.Errorf("toProblem(%v) = %v; want a 503 problem", err, got)
 	}
 }

@@ -38,49 +38,30 @@ func New(js streams, kv jetstream.KeyValue, log *slog.Logger) *API {
 
 // Mount adds the consumer endpoints to r.
 func (a *API) Mount(r chi.Router) {
-	r.Get("/v1/consumers", a.handle(a.list))
-	r.Put("/v1/consumers/{name}", a.handle(a.create))
-	r.Get("/v1/consumers/{name}", a.handle(a.get))
-	r.Delete("/v1/consumers/{name}", a.handle(a.delete))
-	r.Get("/v1/consumers/{name}/events", a.handle(a.events))
-	r.Post("/v1/consumers/{name}/ack", a.handle(a.ack))
-	r.Post("/v1/consumers/{name}/seek", a.handle(a.seek))
-}
-
-// response is a status and a JSON body.
-type response struct {
-	status int
-	body   any
-}
-
-// handle adapts a handler returning a response or an error; errors become
-// problem+json.
-func (a *API) handle(h func(*http.Request) (response, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		res, err := h(r)
-		if err != nil {
-			var p *problem.Problem
-			switch {
-			case errors.As(err, &p):
-			case errors.Is(err, errNotFound):
-				err = problem.NotFound("no consumer is named " + strconv.Quote(chi.URLParam(r, "name")))
-			case errors.Is(err, errBusy):
-				err = conflict("the consumer was changed by other requests meanwhile; try again")
-			case r.Context().Err() != nil:
-				// The client went away; nobody reads the answer.
-			case unavailable(err):
-				err = problem.Unavailable("JetStream is unavailable", time.Second)
-			default:
-				a.log.Error("consumer api", "err", err, "path", r.URL.Path)
-			}
-			problem.Write(w, err)
-			return
-		}
-		if err := httpserve.WriteJSON(w, res.status, res.body); err != nil {
-			a.log.Error("encode response", "err", err, "path", r.URL.Path)
-			problem.Write(w, err)
-		}
+	handle := func(h func(*http.Request) (httpserve.Reply, error)) http.HandlerFunc {
+		return httpserve.Handle(a.log, toProblem, h)
 	}
+	r.Get("/v1/consumers", handle(a.list))
+	r.Put("/v1/consumers/{name}", handle(a.create))
+	r.Get("/v1/consumers/{name}", handle(a.get))
+	r.Delete("/v1/consumers/{name}", handle(a.delete))
+	r.Get("/v1/consumers/{name}/events", handle(a.events))
+	r.Post("/v1/consumers/{name}/ack", handle(a.ack))
+	r.Post("/v1/consumers/{name}/seek", handle(a.seek))
+}
+
+// toProblem maps the errors of the consumers and of JetStream to their
+// answers; nil for an internal error.
+func toProblem(r *http.Request, err error) *problem.Problem {
+	switch {
+	case errors.Is(err, errNotFound):
+		return problem.NotFound("no consumer is named " + strconv.Quote(chi.URLParam(r, "name")))
+	case errors.Is(err, errBusy):
+		return conflict("the consumer was changed by other requests meanwhile; try again")
+	case unavailable(err):
+		return problem.Unavailable("JetStream is unavailable", time.Second)
+	}
+	return nil
 }
 
 // unavailable reports whether err means NATS or the EVENTS stream cannot
@@ -159,22 +140,22 @@ func checkTags(tags []string) ([]string, error) {
 
 // create is PUT /v1/consumers/{name}: 201 when created, 200 when it exists
 // with the same definition, 409 when with another.
-func (a *API) create(r *http.Request) (response, error) {
+func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	var in createRequest
 	if err := decodeBody(r, &in); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	tags, err := checkTags(in.Tags)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	start := in.Start.normalized()
 	if start.Kind == StartFrom && start.From.After(a.now()) {
-		return response{}, problem.Invalid("/start/from must not be in the future", problem.FieldError{Pointer: "/start/from", Detail: "must not be in the future"})
+		return httpserve.Reply{}, problem.Invalid("/start/from must not be in the future", problem.FieldError{Pointer: "/start/from", Detail: "must not be in the future"})
 	}
 
 	ctx := r.Context()
@@ -183,50 +164,50 @@ func (a *API) create(r *http.Request) (response, error) {
 	case err == nil:
 		return a.existing(ctx, name, rec, tags, start)
 	case !errors.Is(err, errNotFound):
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	st, b, err := events(ctx, a.js)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if start.Kind == StartSinceSeq && start.SinceSeq > b.last {
 		detail := fmt.Sprintf("since_seq %d is after the stream's last sequence %d", start.SinceSeq, b.last)
-		return response{}, conflict(detail, problem.FieldError{Pointer: "/start/since_seq", Detail: detail})
+		return httpserve.Reply{}, conflict(detail, problem.FieldError{Pointer: "/start/since_seq", Detail: detail})
 	}
 	pos, err := a.initialPosition(ctx, st, b, start)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	rec = record{Tags: tags, Start: start, Acked: pos, LastDelivered: pos, Created: a.now().UTC()}
 	if err := a.records.create(ctx, name, rec); err != nil {
 		if !errors.Is(err, errExists) {
-			return response{}, err
+			return httpserve.Reply{}, err
 		}
 		// Created by another request meanwhile.
 		if rec, _, err = a.records.get(ctx, name); err != nil {
-			return response{}, err
+			return httpserve.Reply{}, err
 		}
 		return a.existing(ctx, name, rec, tags, start)
 	}
 	a.log.Info("consumer created", "consumer", name, "tags", tags, "stream_seq", pos)
 	c, err := a.describe(ctx, st, b, name, rec)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{http.StatusCreated, c}, nil
+	return httpserve.Reply{Status: http.StatusCreated, Body: c}, nil
 }
 
 // existing answers a create of a consumer that exists.
-func (a *API) existing(ctx context.Context, name string, rec record, tags []string, start Start) (response, error) {
+func (a *API) existing(ctx context.Context, name string, rec record, tags []string, start Start) (httpserve.Reply, error) {
 	if !rec.sameDefinition(tags, start) {
 		def, _ := jsonv2.Marshal(createRequest{Tags: rec.Tags, Start: rec.Start})
-		return response{}, conflict(fmt.Sprintf("consumer %q exists with another definition: %s; delete it first to change it", name, def))
+		return httpserve.Reply{}, conflict(fmt.Sprintf("consumer %q exists with another definition: %s; delete it first to change it", name, def))
 	}
 	c, err := a.describeOne(ctx, name, rec)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{http.StatusOK, c}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: c}, nil
 }
 
 // describeOne describes one consumer.
@@ -238,20 +219,20 @@ func (a *API) describeOne(ctx context.Context, name string, rec record) (Consume
 	return a.describe(ctx, st, b, name, rec)
 }
 
-func (a *API) get(r *http.Request) (response, error) {
+func (a *API) get(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	rec, _, err := a.records.get(r.Context(), name)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	c, err := a.describeOne(r.Context(), name, rec)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{http.StatusOK, c}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: c}, nil
 }
 
 // List is the answer of GET /v1/consumers.
@@ -259,15 +240,15 @@ type List struct {
 	Consumers []Consumer `json:"consumers"`
 }
 
-func (a *API) list(r *http.Request) (response, error) {
+func (a *API) list(r *http.Request) (httpserve.Reply, error) {
 	ctx := r.Context()
 	names, err := a.records.names(ctx)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	st, b, err := events(ctx, a.js)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	out := List{Consumers: make([]Consumer, 0, len(names))}
 	for _, name := range names {
@@ -276,49 +257,49 @@ func (a *API) list(r *http.Request) (response, error) {
 			continue // deleted meanwhile
 		}
 		if err != nil {
-			return response{}, err
+			return httpserve.Reply{}, err
 		}
 		c, err := a.describe(ctx, st, b, name, rec)
 		if err != nil {
-			return response{}, err
+			return httpserve.Reply{}, err
 		}
 		out.Consumers = append(out.Consumers, c)
 	}
-	return response{http.StatusOK, out}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: out}, nil
 }
 
-func (a *API) delete(r *http.Request) (response, error) {
+func (a *API) delete(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if err := a.records.delete(r.Context(), name); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("consumer deleted", "consumer", name)
-	return response{status: http.StatusNoContent}, nil
+	return httpserve.Reply{Status: http.StatusNoContent}, nil
 }
 
 // events is GET /v1/consumers/{name}/events?limit=N&wait=D.
-func (a *API) events(r *http.Request) (response, error) {
+func (a *API) events(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	q := r.URL.Query()
 	limit, err := strconv.Atoi(q.Get("limit"))
 	if err != nil || limit < 1 || limit > MaxLimit {
-		return response{}, problem.BadParam("limit", fmt.Sprintf("must be an integer from 1 to %d", MaxLimit))
+		return httpserve.Reply{}, problem.BadParam("limit", fmt.Sprintf("must be an integer from 1 to %d", MaxLimit))
 	}
 	wait, err := parseWait(q.Get("wait"))
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	b, err := a.read(r.Context(), name, limit, wait)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{http.StatusOK, b}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: b}, nil
 }
 
 // parseWait reads the long-poll duration: a Go duration ("5s", "500ms")
@@ -362,14 +343,14 @@ type Position struct {
 }
 
 // ack is POST /v1/consumers/{name}/ack: everything up to seq is processed.
-func (a *API) ack(r *http.Request) (response, error) {
+func (a *API) ack(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	seq, err := decodeSeq(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	rec, err := a.records.update(r.Context(), name, func(rec *record) (bool, error) {
 		if seq < rec.Acked || seq > rec.LastDelivered {
@@ -383,34 +364,34 @@ func (a *API) ack(r *http.Request) (response, error) {
 		return true, nil
 	})
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
-	return response{http.StatusOK, Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
 }
 
 // seek is POST /v1/consumers/{name}/seek: an administrator moves the
 // position, forwards or back, within the stream's range; the events after
 // it are delivered (again).
-func (a *API) seek(r *http.Request) (response, error) {
+func (a *API) seek(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	seq, err := decodeSeq(r)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	ctx := r.Context()
 	if _, _, err := a.records.get(ctx, name); err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	_, b, err := events(ctx, a.js)
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	if seq < b.floor() || seq > b.last {
 		detail := fmt.Sprintf("seq %d is outside the stream: seek to a seq from %d to %d", seq, b.floor(), b.last)
-		return response{}, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", b.floor(), b.last)})
+		return httpserve.Reply{}, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", b.floor(), b.last)})
 	}
 	rec, err := a.records.update(ctx, name, func(rec *record) (bool, error) {
 		if rec.Acked == seq && rec.LastDelivered == seq {
@@ -420,8 +401,8 @@ func (a *API) seek(r *http.Request) (response, error) {
 		return true, nil
 	})
 	if err != nil {
-		return response{}, err
+		return httpserve.Reply{}, err
 	}
 	a.log.Info("consumer sought", "consumer", name, "stream_seq", seq)
-	return response{http.StatusOK, Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
+	return httpserve.Reply{Status: http.StatusOK, Body: Position{Acked: rec.Acked, LastDelivered: rec.LastDelivered}}, nil
 }
