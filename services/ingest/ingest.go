@@ -130,7 +130,7 @@ func (s *Service) publish(ctx context.Context, events []event.Event) (*Response,
 			return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
 		msg := &nats.Msg{Subject: e.Subject, Data: data, Header: nats.Header{}}
-		futures[i], err = s.pub.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithExpectStream(stream.Events))
+		futures[i], err = s.pub.PublishMsgAsync(msg, jetstream.WithMsgID(dedupeKey(e)), jetstream.WithExpectStream(stream.Events))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", errUnavailable, e.Subject, err)
 		}
@@ -156,6 +156,17 @@ func (s *Service) publish(ctx context.Context, events []event.Event) (*Response,
 	s.metrics.accepted.Add(float64(resp.Accepted))
 	s.metrics.duplicates.Add(float64(resp.Duplicates))
 	return resp, nil
+}
+
+// dedupeKey is the JetStream message id of an event: its id within its
+// producer. Ids are the producers' own idempotency keys, so one producer
+// cannot make another's event a "duplicate" by sending its id first. With
+// authentication off there is one trust domain and the id alone is the key.
+func dedupeKey(e *event.Event) string {
+	if e.Producer == "" {
+		return e.ID
+	}
+	return e.Producer + "/" + e.ID
 }
 
 // request is one ingest request, from HTTP or NATS.
