@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -48,7 +49,7 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 			}
 			dryRun = dryRun || d
 		}
-		body, err := s.readBody(w, r)
+		body, err := s.readBody(r.Body, r.Header.Get("Content-Encoding"))
 		if err != nil {
 			problem.Write(w, s.reject(err))
 			return
@@ -68,42 +69,41 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 	}
 }
 
-// readBody reads the request body, gunzipping it when it is sent with
-// Content-Encoding: gzip. The limit applies to the body as sent and to the
-// decompressed body, so a small compressed bomb is a 413 too.
-func (s *Service) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// readBody reads one request body, over HTTP or NATS, with the same
+// limits on both paths: it gunzips a body sent with Content-Encoding: gzip,
+// and the limit applies to the body as sent and to the decompressed body,
+// so a small compressed bomb is a 413 too.
+func (s *Service) readBody(r io.Reader, encoding string) ([]byte, error) {
 	tooLarge := problem.New(http.StatusRequestEntityTooLarge, "too-large", "the body is larger than the limit of "+byteSize(s.cfg.MaxBody))
-	var rd io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
-	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, problem.BadRequest("the body is not valid gzip: " + err.Error())
-		}
-		defer zr.Close()
-		// One byte over the limit tells "too large" from "exactly the limit".
-		b, err := io.ReadAll(io.LimitReader(zr, s.cfg.MaxBody+1))
+	// One byte over the limit tells "too large" from "exactly the limit".
+	limited := func(r io.Reader, what string) ([]byte, error) {
+		b, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBody+1))
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe), err == nil && int64(len(b)) > s.cfg.MaxBody:
 			return nil, tooLarge
 		case err != nil:
-			return nil, problem.BadRequest("the body is not valid gzip: " + err.Error())
+			return nil, problem.BadRequest(what + err.Error())
 		}
 		return b, nil
+	}
+	switch enc := strings.ToLower(strings.TrimSpace(encoding)); enc {
+	case "", "identity":
+		return limited(r, "reading the body: ")
+	case "gzip":
+		raw, err := limited(r, "reading the body: ")
+		if err != nil {
+			return nil, err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, problem.BadRequest("the body is not valid gzip: " + err.Error())
+		}
+		defer zr.Close()
+		return limited(zr, "the body is not valid gzip: ")
 	default:
 		return nil, problem.New(http.StatusUnsupportedMediaType, "unsupported-encoding", "Content-Encoding "+enc+" is not supported; send identity or gzip")
 	}
-	b, err := io.ReadAll(rd)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge
-		}
-		return nil, problem.BadRequest("reading the body: " + err.Error())
-	}
-	return b, nil
 }
 
 // format maps a Content-Type to a body format; JSON is the default.

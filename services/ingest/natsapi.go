@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -85,7 +86,12 @@ func (s *Service) handleRequest(ctx context.Context, req micro.Request) {
 			return
 		}
 	}
-	resp, err := s.ingest(ctx, request{producer: p, body: req.Data(), format: f})
+	body, err := s.readBody(bytes.NewReader(req.Data()), req.Headers().Get("Content-Encoding"))
+	if err != nil {
+		s.respondError(req, s.reject(err))
+		return
+	}
+	resp, err := s.ingest(ctx, request{producer: p, body: body, format: f})
 	if err != nil {
 		s.respondError(req, err)
 		return

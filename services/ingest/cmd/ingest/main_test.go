@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -99,5 +101,56 @@ func TestEventServerPublish(t *testing.T) {
 	}
 	if resp.Header.Get("X-Request-ID") == "" {
 		t.Error("no X-Request-ID")
+	}
+}
+
+// TestNATSBodyLimits: the NATS request path applies the HTTP path's
+// limits (a 2 MiB batch refused over HTTP used to be accepted over NATS)
+// and its encodings.
+func TestNATSBodyLimits(t *testing.T) {
+	ns := natstest.Start(t)
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "AUTH": "none", "LOG_LEVEL": "warn", "INGEST_MAX_BATCH": "10000"})
+	p.WaitReady(t, 20*time.Second)
+	nc := ns.Connect(t)
+
+	var big strings.Builder
+	big.WriteString("[")
+	for i := 0; big.Len() < 2<<20; i++ {
+		if i > 0 {
+			big.WriteString(",")
+		}
+		fmt.Fprintf(&big, `{"tag":"LOAD.TEST","message":"event %d with some padding to grow the body quickly"}`, i)
+	}
+	big.WriteString("]")
+
+	resp, err := http.Post(p.Base+"/v1/events", "application/json", strings.NewReader(big.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("HTTP 2 MiB batch = %d; want 413", resp.StatusCode)
+	}
+	msg, err := nc.Request(stream.IngestSubject, []byte(big.String()), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "413" {
+		t.Errorf("NATS 2 MiB batch: error code %q, body %.200s; want 413", code, msg.Data)
+	}
+
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write([]byte(`{"tag":"LOAD.TEST","message":"gzipped"}`))
+	_ = zw.Close()
+	req := nats.NewMsg(stream.IngestSubject)
+	req.Data = gz.Bytes()
+	req.Header.Set("Content-Encoding", "gzip")
+	msg, err = nc.RequestMsg(req, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" || !strings.Contains(string(msg.Data), `"accepted":1`) {
+		t.Errorf("NATS gzipped event: error code %q, body %s; want accepted", code, msg.Data)
 	}
 }
