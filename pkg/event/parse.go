@@ -156,6 +156,10 @@ func (c *fieldErrors) pointer(ptr string) string {
 // start and its end around "…", so that a long pointer still shows both
 // the event and the member. The cuts fall on UTF-8 boundaries and keep the
 // ~0 and ~1 escapes of JSON pointers whole.
+// Elide shortens a JSON pointer or an echoed value to about MaxEchoLen
+// bytes for an error detail, keeping its start and its end.
+func Elide(s string) string { return elide(s, MaxEchoLen) }
+
 func elide(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -84,7 +84,10 @@ func (s *Service) admit(ctx context.Context, p *producer.Producer, events []even
 			return pr
 		}
 	}
-	var invalid []problem.FieldError
+	var (
+		invalid []problem.FieldError
+		broken  int // schema rules broken, listed or not
+	)
 	for i := range events {
 		e := &events[i]
 		at := pointer(batch, i)
@@ -102,12 +105,19 @@ func (s *Service) admit(ctx context.Context, p *producer.Producer, events []even
 		}
 		if s.trust.Schemas != nil {
 			for _, fe := range s.trust.Schemas.Validate(e.Category, e.Code, e.Data) {
-				invalid = append(invalid, problem.FieldError{Pointer: at + fe.Pointer, Detail: fe.Detail})
+				// Like the event parser's errors: the first MaxErrors,
+				// echoed names cut short, so the answer stays small.
+				if broken++; len(invalid) < event.MaxErrors {
+					invalid = append(invalid, problem.FieldError{Pointer: event.Elide(at + fe.Pointer), Detail: event.Elide(fe.Detail)})
+				}
 			}
 		}
 	}
-	if len(invalid) > 0 {
-		return problem.Invalid(fmt.Sprintf("%d schema rule(s) broken; nothing was published", len(invalid)), invalid...)
+	if broken > len(invalid) {
+		return problem.Invalid(fmt.Sprintf("%d schema rule(s) broken; the first %d are listed; nothing was published", broken, len(invalid)), invalid...)
+	}
+	if broken > 0 {
+		return problem.Invalid(fmt.Sprintf("%d schema rule(s) broken; nothing was published", broken), invalid...)
 	}
 	return nil
 }
