@@ -30,6 +30,14 @@ type Config struct {
 	// the host (power, kernel), unlike a crash of the process, loses what
 	// was written since the last flush.
 	Sync time.Duration
+	// Users, when set, are the only clients the server accepts: every
+	// connection, in-process ones included, logs in as one of them; there
+	// is no anonymous access (no no_auth_user). A user with nil
+	// Permissions may publish and subscribe to anything; a password may be
+	// a bcrypt hash, which the server checks itself. Empty: the server
+	// accepts anonymous connections. Reload replaces them while the server
+	// runs.
+	Users []*server.User
 }
 
 // SyncAlways as Config.Sync flushes every write to disk before it is
@@ -66,6 +74,39 @@ type Cluster struct {
 
 // Start starts the server and waits until it accepts connections.
 func Start(c Config) (*server.Server, error) {
+	opts, err := c.options()
+	if err != nil {
+		return nil, err
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats server: %w", err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("nats server: not ready for connections after 10s")
+	}
+	return s, nil
+}
+
+// Reload gives s, started by Start with c apart from its users, the users
+// of c; the users are the one setting that changes while a server runs.
+// Clients whose user is gone or whose password no longer matches are
+// disconnected; the others get their user's new permissions.
+func Reload(s *server.Server, c Config) error {
+	opts, err := c.options()
+	if err != nil {
+		return err
+	}
+	if err := s.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("nats server: reload users: %w", err)
+	}
+	return nil
+}
+
+// options are the server options of c.
+func (c Config) options() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName: c.Name,
 		Host:       c.Host,
@@ -91,16 +132,13 @@ func Start(c Config) (*server.Server, error) {
 		opts.Cluster = server.ClusterOpts{Name: c.Cluster.Name, Host: c.Cluster.Host, Port: c.Cluster.Port}
 		opts.Routes = server.RoutesFromStr(strings.Join(c.Cluster.Routes, ","))
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("nats server: %w", err)
+	// Copies: the server assigns accounts to the users it is given, and
+	// the caller's values stay the caller's.
+	for _, u := range c.Users {
+		cu := *u
+		opts.Users = append(opts.Users, &cu)
 	}
-	s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("nats server: not ready for connections after 10s")
-	}
-	return s, nil
+	return opts, nil
 }
 
 // validateCluster checks what a clustered JetStream server needs.
