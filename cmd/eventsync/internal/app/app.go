@@ -2,7 +2,9 @@
 // store, query and notifier parts in one process (see package service)
 // around an embedded NATS server with JetStream, storing events in
 // ClickHouse when a DSN is given and in an embedded store otherwise. It
-// has no wiring of its own beyond those two choices.
+// has no wiring of its own beyond those two choices, refusing to expose an
+// unauthenticated port, and, with producer authentication, the embedded
+// server's users: EventSync's own and one per enabled producer.
 package app
 
 import (
@@ -10,17 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventstore"
-	"github.com/eventsync/eventsync/pkg/natsembed"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/sqlitestore"
 	"github.com/eventsync/eventsync/services/ingest"
@@ -50,7 +48,7 @@ type settings struct {
 func program(version string) (service.Program, *broker, *storeOpener) {
 	var s settings
 	in := ingest.NewPart("") // settled by checkExposure
-	b := &broker{settings: &s}
+	b := &broker{settings: &s, guard: &in.Guard, log: slog.New(slog.DiscardHandler)}
 	st := &storeOpener{settings: &s}
 	return service.Program{
 		Name:        "eventsync run",
@@ -59,10 +57,10 @@ func program(version string) (service.Program, *broker, *storeOpener) {
 		CORSOrigins: "*", // browsers on any origin may call it, like a dev server
 		Broker:      b,
 		Store:       st,
-		Parts:       []service.Part{in, store.NewPart(), query.NewPart(), notifier.NewPart()},
+		Parts:       []service.Part{in, newUserSync(b), store.NewPart(), query.NewPart(), notifier.NewPart()},
 		Flags: func(fs *conf.Set) {
 			fs.String(&s.dataDir, "data-dir", "DATA_DIR", "./data", "where JetStream and the embedded store keep their files")
-			fs.Bool(&s.insecure, "insecure", "INSECURE", false, "allow listening on a non-loopback address without producer authentication")
+			fs.Bool(&s.insecure, "insecure", "INSECURE", false, "allow listening on a non-loopback address (HTTP or NATS) without producer authentication")
 		},
 		Validate: func(c service.Common) error {
 			return errors.Join(checkExposure(c.HTTPAddr, b.addr, &in.Guard, s.insecure), b.validate())
@@ -78,6 +76,7 @@ func Start(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return nil, err
 	}
+	b.log = proc.Log().With("component", "nats")
 	return &App{proc: proc, broker: b, store: st}, nil
 }
 
@@ -104,8 +103,8 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	go func() {
 		select {
 		case <-a.Started():
-			fmt.Fprintf(stdout, "EventSync %s is running\n  HTTP   http://%s  (POST /v1/events, GET /v1/events, /v1/subscriptions)\n  NATS   nats://%s  (request eventsync.ingest)\n  store  %s\n  data   %s\nPress Ctrl-C to stop.\n",
-				version, a.HTTPAddr(), a.NATSAddr(), a.store, a.store.settings.dataDir)
+			fmt.Fprintf(stdout, "EventSync %s is running\n  HTTP   http://%s  (POST /v1/events, GET /v1/events, /v1/subscriptions)\n  NATS   nats://%s  (request eventsync.ingest; %s)\n  store  %s\n  data   %s\nPress Ctrl-C to stop.\n",
+				version, a.HTTPAddr(), a.NATSAddr(), a.broker.access(), a.store, a.store.settings.dataDir)
 		case <-ctx.Done():
 		}
 	}()
@@ -117,60 +116,6 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 func Healthcheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	p, _, _ := program("")
 	return service.Healthcheck(ctx, p, args, getenv, stdout)
-}
-
-// broker runs the embedded NATS server.
-type broker struct {
-	settings *settings
-	addr     string
-	sync     string
-	ns       *server.Server
-}
-
-func (b *broker) Flags(fs *conf.Set) {
-	fs.String(&b.addr, "nats-addr", "NATS_ADDR", "127.0.0.1:4222", "listen address of the embedded NATS server, for NATS producers")
-	fs.String(&b.sync, "nats-sync", "NATS_SYNC", "2m", "how often JetStream flushes to disk: a duration, or always (every write, before it is acknowledged); a host crash loses what was not flushed")
-}
-
-// Start starts the embedded server and returns how to connect to it in
-// process.
-func (b *broker) Start(context.Context) (string, []nats.Option, error) {
-	sync, err := natsembed.ParseSync(b.sync)
-	if err != nil {
-		return "", nil, err
-	}
-	host, port, err := natsembed.SplitAddr(b.addr)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := os.MkdirAll(b.settings.dataDir, 0o755); err != nil {
-		return "", nil, fmt.Errorf("data dir: %w", err)
-	}
-	b.ns, err = natsembed.Start(natsembed.Config{Host: host, Port: port, StoreDir: filepath.Join(b.settings.dataDir, "nats"), Name: "eventsync", Sync: sync})
-	if err != nil {
-		return "", nil, err
-	}
-	return b.ns.ClientURL(), []nats.Option{nats.InProcessServer(b.ns)}, nil
-}
-
-// Stop shuts the embedded server down.
-func (b *broker) Stop() {
-	if b.ns != nil {
-		b.ns.Shutdown()
-		b.ns.WaitForShutdown()
-	}
-}
-
-func (b *broker) listenAddr() string {
-	if b.ns == nil || b.ns.Addr() == nil {
-		return b.addr
-	}
-	return b.ns.Addr().(*net.TCPAddr).String()
-}
-
-func (b *broker) validate() error {
-	_, err := natsembed.ParseSync(b.sync)
-	return err
 }
 
 // storeOpener opens ClickHouse when --clickhouse-url is set, else the
@@ -201,27 +146,27 @@ func (s *storeOpener) String() string {
 }
 
 // checkExposure settles the auth mode of the all-in-one: none by default
-// while HTTP and NATS listen on loopback only, producers otherwise. Without
-// authentication, or with the embedded NATS server (which has no
-// authentication of its own) reachable from other machines, it refuses a
-// non-loopback address unless told --insecure.
+// while HTTP and NATS listen on loopback only, producers otherwise. With
+// producers the embedded NATS server requires a user too; without
+// authentication both are open, so it refuses a non-loopback address for
+// either unless told --insecure.
 func checkExposure(httpAddr, natsAddr string, g *ingest.GuardConfig, insecure bool) error {
 	httpLocal, natsLocal := loopback(httpAddr), loopback(natsAddr)
 	if g.Auth == "" {
 		g.Auth = ingest.AuthProducers
-		if httpLocal {
+		if httpLocal && natsLocal {
 			g.Auth = ingest.AuthNone
 		}
 	}
-	if insecure {
+	if insecure || g.Auth != ingest.AuthNone {
 		return nil
 	}
 	var errs []error
-	if !httpLocal && g.Auth == ingest.AuthNone {
+	if !httpLocal {
 		errs = append(errs, fmt.Errorf("refusing to serve HTTP on %s without authentication: use --auth=producers with ADMIN_TOKEN, a loopback address, or --insecure", httpAddr))
 	}
 	if !natsLocal {
-		errs = append(errs, fmt.Errorf("refusing to serve the embedded NATS server on %s: it has no authentication; use a loopback address or --insecure", natsAddr))
+		errs = append(errs, fmt.Errorf("refusing to serve the embedded NATS server on %s without authentication: use --auth=producers with ADMIN_TOKEN, a loopback address, or --insecure", natsAddr))
 	}
 	return errors.Join(errs...)
 }

@@ -23,7 +23,10 @@ func TestExposureChecks(t *testing.T) {
 		{"public defaults to producers", ":8080", "127.0.0.1:4222", "", false, ingest.AuthProducers, false},
 		{"public without auth refused", "0.0.0.0:8080", "127.0.0.1:4222", ingest.AuthNone, false, ingest.AuthNone, true},
 		{"public without auth, insecure", "0.0.0.0:8080", "127.0.0.1:4222", ingest.AuthNone, true, ingest.AuthNone, false},
-		{"public nats refused", "127.0.0.1:8080", "0.0.0.0:4222", "", false, ingest.AuthNone, true},
+		{"public nats defaults to producers", "127.0.0.1:8080", "0.0.0.0:4222", "", false, ingest.AuthProducers, false},
+		{"public nats without auth refused", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthNone, false, ingest.AuthNone, true},
+		{"public nats without auth, insecure", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthNone, true, ingest.AuthNone, false},
+		{"public nats with producers", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthProducers, false, ingest.AuthProducers, false},
 		{"localhost is loopback", "localhost:8080", "[::1]:4222", "", false, ingest.AuthNone, false},
 	}
 	for _, tt := range tests {
