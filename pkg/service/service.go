@@ -401,6 +401,11 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 		}
 	}()
 	url, opts := p.common.NATSURL, []nats.Option(nil)
+	if p.common.NATSUser != "" {
+		// A refused password is retried like an unreachable server: the
+		// operator may be fixing the user on the server side.
+		opts = append(opts, nats.UserInfo(p.common.NATSUser, string(p.common.NATSPassword)), nats.IgnoreAuthErrorAbort())
+	}
 	if p.p.Broker != nil {
 		url, opts, err = p.p.Broker.Start(ctx)
 		if err != nil {
@@ -421,7 +426,13 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 		ShutdownTimeout: p.common.ShutdownTimeout, Version: p.p.Version}
 	p.ready.AddCheck(stream.Connected(nc))
 	if err := p.wait(ctx, "nats "+redactURL(url), func(ctx context.Context) error {
-		return stream.EnsureAll(ctx, js, p.common.Stream)
+		err := stream.EnsureAll(ctx, js, p.common.Stream)
+		if err != nil && nc.Status() != nats.CONNECTED {
+			if last := nc.LastError(); last != nil {
+				err = fmt.Errorf("%w (nats connection: %v)", err, last)
+			}
+		}
+		return err
 	}); err != nil || ctx.Err() != nil {
 		return d, cleanup, err
 	}
