@@ -106,7 +106,7 @@ func (b *broker) Stop() {
 
 // users are the server's users: EventSync's own, which may do anything,
 // and one per producer.
-func (b *broker) users(producers []natsUser) []*server.User {
+func (b *broker) users(producers []ingest.NATSUser) []*server.User {
 	users := []*server.User{{Username: NATSUser, Password: b.password}}
 	for _, p := range producers {
 		pub := &server.SubjectPermission{Allow: p.PublishAllow, Deny: p.PublishDeny}
@@ -125,7 +125,7 @@ func (b *broker) users(producers []natsUser) []*server.User {
 // setUsers makes the producers' users the running server's, beside
 // EventSync's own. Connections of producers that are gone, disabled or
 // whose password changed are closed.
-func (b *broker) setUsers(producers []natsUser) error {
+func (b *broker) setUsers(producers []ingest.NATSUser) error {
 	c := b.cfg
 	c.Users = b.users(producers)
 	return natsembed.Reload(b.ns, c)

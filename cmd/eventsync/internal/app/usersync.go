@@ -13,6 +13,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest"
 )
 
 // userSync keeps the producers' users of the embedded NATS server in line
@@ -98,7 +99,7 @@ func (u *userSync) Run(ctx context.Context) error {
 	defer ow.Stop() //nolint:errcheck // nothing to do about it on the way out
 
 	producers, owners := map[string][]byte{}, map[string][]byte{}
-	var applied []natsUser
+	var applied []ingest.NATSUser
 	loading := 2 // initial loads still running
 	for {
 		select {
@@ -120,7 +121,7 @@ func (u *userSync) Run(ctx context.Context) error {
 		if loading > 0 || len(pw.Updates()) > 0 || len(ow.Updates()) > 0 {
 			continue
 		}
-		users, err := natsUsers(producers, owners, u.b.direct)
+		users, err := ingest.NATSUsers(producers, owners, u.b.direct)
 		if err != nil {
 			u.log.Error("stored producers without a nats user", "err", err)
 		}

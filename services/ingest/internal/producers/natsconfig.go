@@ -3,20 +3,11 @@ package producers
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 )
-
-// inboxPrefix is the inbox prefix a producer's NATS connection must use
-// (nats.CustomInboxPrefix): each producer may only subscribe under its
-// own, so it cannot read the replies (publish acks, ingest answers) meant
-// for another.
-func inboxPrefix(producerID string) string { return "_INBOX." + producerID }
 
 // natsConfig renders a NATS server authorization block with one user per
 // enabled producer: the user is the producer id, the password its bcrypt
@@ -45,52 +36,26 @@ func natsConfig(ps []*producer.Producer, owners map[string]string, direct bool) 
 		b.WriteString("#\n# Direct publishing is on: events published to events.> skip ingest's\n# schemas and rate limits.\n")
 	}
 	b.WriteString("authorization {\n  users = [\n")
+	names := make(map[string]string, len(ps))
 	for _, p := range ps {
-		if !p.Enabled || p.Credentials.PasswordHash == "" {
-			continue
-		}
-		allow := []string{stream.IngestSubject}
-		var deny []string
-		if direct {
-			for _, t := range p.Tags {
-				allow = append(allow, subject.Filter(t))
-			}
-			deny = deniedCategories(p, owners)
-		}
-		fmt.Fprintf(&b, "    # %s\n", p.Name)
+		names[p.ID] = p.Name
+	}
+	for _, u := range producer.NATSUsers(ps, owners, direct) {
+		fmt.Fprintf(&b, "    # %s\n", names[u.User])
 		b.WriteString("    {\n")
-		fmt.Fprintf(&b, "      user: %s\n", strconv.Quote(p.ID))
-		fmt.Fprintf(&b, "      password: %s\n", strconv.Quote(p.Credentials.PasswordHash))
+		fmt.Fprintf(&b, "      user: %s\n", strconv.Quote(u.User))
+		fmt.Fprintf(&b, "      password: %s\n", strconv.Quote(u.PasswordHash))
 		b.WriteString("      permissions: {\n")
-		fmt.Fprintf(&b, "        publish: {\n          allow: %s\n", confList(allow))
-		if len(deny) > 0 {
-			fmt.Fprintf(&b, "          deny: %s\n", confList(deny))
+		fmt.Fprintf(&b, "        publish: {\n          allow: %s\n", confList(u.PublishAllow))
+		if len(u.PublishDeny) > 0 {
+			fmt.Fprintf(&b, "          deny: %s\n", confList(u.PublishDeny))
 		}
 		b.WriteString("        }\n")
-		fmt.Fprintf(&b, "        subscribe: {\n          allow: %s\n        }\n", confList([]string{inboxPrefix(p.ID) + ".>"}))
+		fmt.Fprintf(&b, "        subscribe: {\n          allow: %s\n        }\n", confList(u.SubscribeAllow))
 		b.WriteString("      }\n    }\n")
 	}
 	b.WriteString("  ]\n}\n")
 	return b.Bytes()
-}
-
-// deniedCategories returns the subjects of the categories another
-// producer owns that p's patterns would let it publish to.
-func deniedCategories(p *producer.Producer, owners map[string]string) []string {
-	var deny []string
-	for cat, owner := range owners {
-		if owner == p.ID {
-			continue
-		}
-		for _, t := range p.Tags {
-			if subject.Overlap(t, cat+".*") {
-				deny = append(deny, subject.Filter(cat+".*"))
-				break
-			}
-		}
-	}
-	slices.Sort(deny)
-	return deny
 }
 
 // confList renders a NATS config list of strings.

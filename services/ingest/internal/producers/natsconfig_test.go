@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsync/eventsync/services/ingest/internal/producer"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -41,7 +42,7 @@ func startNATS(t *testing.T, authorization []byte) string {
 // subj. The server answers a violation before the PONG of the flush.
 func may(t *testing.T, url, user, password, subj string, sub bool) bool {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.CustomInboxPrefix(inboxPrefix(user)),
+	nc, err := nats.Connect(url, nats.UserInfo(user, password), nats.CustomInboxPrefix(producer.InboxPrefix(user)),
 		nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
@@ -108,8 +109,8 @@ func TestNATSConfig(t *testing.T) {
 			{billing, "events.BILLING.EU.PAID", false, direct},
 			{billing, "events.ORDERS.PLACED", false, false},
 			{all, "events.ORDERS.PLACED", false, direct},
-			{all, "events.BILLING.PAID", false, false},     // billing owns BILLING
-			{all, "events.BILLING.EU.PAID", false, direct}, // category BILLING.EU is not owned
+			{all, "events.BILLING.PAID", false, false},    // billing owns BILLING
+			{all, "events.BILLING.EU.PAID", false, false}, // owning BILLING covers its sub-category BILLING.EU
 			{billing, "$JS.API.STREAM.DELETE.EVENTS", false, false},
 			{billing, "dlq.store", false, false},
 		}
