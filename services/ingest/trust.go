@@ -122,23 +122,33 @@ func (s *Service) admit(ctx context.Context, p *producer.Producer, events []even
 	return nil
 }
 
-// checkOwner answers 423 when another producer owns the category, and
-// claims an unowned one when ClaimOnFirstWrite is on.
+// checkOwner answers 423 when another producer owns the category or one
+// of its dot-prefixes (ownership covers sub-categories), and claims a
+// category nobody's claim covers when ClaimOnFirstWrite is on. A claim
+// refused because another producer owns a sub-category leaves the
+// category unowned and the write admitted: that producer does not own
+// what is written.
 func (s *Service) checkOwner(ctx context.Context, p *producer.Producer, category, at string) error {
 	if s.trust.Owners == nil {
 		return nil
 	}
-	owner, ok := s.trust.Owners.Owner(category)
-	if !ok && s.trust.ClaimOnFirstWrite {
+	owner, owned, mine := s.coveringOwner(category, p.ID)
+	if owner == "" && !mine && s.trust.ClaimOnFirstWrite {
 		var err error
-		if owner, err = s.trust.Owners.Claim(ctx, category, p.ID); err != nil {
+		owner, err = s.trust.Owners.Claim(ctx, category, p.ID)
+		switch {
+		case subCategoryOwned(err):
+			return nil
+		case err != nil:
 			return fmt.Errorf("%w: claim %s: %w", errUnavailable, category, err)
 		}
-		ok = true
 	}
-	if ok && owner != p.ID {
-		pr := problem.New(http.StatusLocked, "category-owned",
-			fmt.Sprintf("category %s is owned by producer %s", category, owner))
+	if owner != "" && owner != p.ID {
+		detail := fmt.Sprintf("category %s is owned by producer %s", category, owner)
+		if owned != "" && owned != category {
+			detail += ", the owner of " + owned
+		}
+		pr := problem.New(http.StatusLocked, "category-owned", detail)
 		pr.Owner = owner
 		pr.Errors = []problem.FieldError{{Pointer: at + "/category", Detail: "is owned by another producer"}}
 		return pr
