@@ -38,6 +38,12 @@ type GuardConfig struct {
 	ClaimOnFirstWrite bool          // the first producer to write a category owns it
 	TokenLifetime     time.Duration // longest JWT lifetime (exp - iat)
 	ClockSkew         time.Duration // tolerated clock difference for JWT iat/exp
+	// AuthThrottle limits failed authentications per client (429 with
+	// Retry-After once over); the zero value sets no limit.
+	AuthThrottle auth.ThrottleConfig
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client; none: the peer address is the client's.
+	TrustedProxies auth.Prefixes
 }
 
 // flags defines the trust settings on fs with the given default of the
@@ -49,6 +55,12 @@ func (c *GuardConfig) flags(fs *conf.Set, authDef string) {
 	fs.Int(&c.RateBurst, "rate-burst", "INGEST_RATE_BURST", 0, "default burst per producer (0: one second's worth, at least 1)")
 	fs.Bool(&c.ClaimOnFirstWrite, "claim-on-first-write", "INGEST_CLAIM_ON_FIRST_WRITE", false, "the first producer to write a category becomes its owner (others get 423)")
 	fs.Duration(&c.TokenLifetime, "token-lifetime", "INGEST_TOKEN_LIFETIME", auth.DefaultMaxLifetime, "longest accepted JWT lifetime (exp - iat)")
+	fs.Int(&c.AuthThrottle.MaxFailures, "auth-max-failures", "INGEST_AUTH_MAX_FAILURES", auth.DefaultMaxFailures,
+		"failed authentications per client address within --auth-failure-window before it is refused (429) for --auth-cooldown, before any password check (0: no limit)")
+	fs.Duration(&c.AuthThrottle.Window, "auth-failure-window", "INGEST_AUTH_FAILURE_WINDOW", auth.DefaultFailureWindow, "how long failed authentications of a client add up")
+	fs.Duration(&c.AuthThrottle.CoolDown, "auth-cooldown", "INGEST_AUTH_COOLDOWN", auth.DefaultCoolDown, "how long a client over --auth-max-failures is refused")
+	fs.Var(&c.TrustedProxies, "trusted-proxies", "TRUSTED_PROXIES",
+		"comma-separated addresses or CIDRs of reverse proxies: from them, the right-most X-Forwarded-For address not in the list is the client's (empty: the peer address is, and X-Forwarded-For is ignored)")
 }
 
 // Guard holds the producer registry, the schema registry and the checks
@@ -85,11 +97,15 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfi
 	g.schemas = schema.New(skv, schema.WithInvalidHandler(func(key string, err error) {
 		log.Error("stored schema does not compile; events of its tags are not checked", "key", key, "err", err)
 	}))
+	lkv, err := stream.EnsureRateLimit(ctx, js, sc)
+	if err != nil {
+		return nil, err
+	}
 	g.Trust = Trust{
 		Owners:            g.registry,
 		Seen:              g.registry,
 		Schemas:           g.schemas,
-		Limits:            ratelimit.New(ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}),
+		Limits:            ratelimit.NewShared(lkv, ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}, ratelimit.WithLogger(log)),
 		ClaimOnFirstWrite: cfg.ClaimOnFirstWrite,
 	}
 	if cfg.Auth == AuthProducers {
@@ -97,7 +113,9 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfi
 		if err != nil {
 			return nil, err
 		}
-		g.Trust.Auth = auth.New(g.registry, auth.NewReplayStore(jkv), auth.Config{MaxLifetime: cfg.TokenLifetime, ClockSkew: cfg.ClockSkew})
+		g.Trust.Auth = auth.New(g.registry, auth.NewReplayStore(jkv), auth.Config{
+			MaxLifetime: cfg.TokenLifetime, ClockSkew: cfg.ClockSkew, Throttle: cfg.AuthThrottle, TrustedProxies: cfg.TrustedProxies,
+		})
 	}
 	return g, nil
 }
@@ -107,6 +125,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.registry.Run(ctx) })
 	eg.Go(func() error { return g.schemas.Run(ctx) })
+	if l, ok := g.Trust.Limits.(interface{ Run(context.Context) error }); ok {
+		eg.Go(func() error { return l.Run(ctx) }) // settles the shared rate limits
+	}
 	return eg.Wait()
 }
 

@@ -14,8 +14,9 @@
 // one-time credential, and clients sign a fresh one for every request.
 //
 // Failures are *Error values: unauthenticated, with the challenge to
-// answer with (a WWW-Authenticate value), or ErrDisabled for a disabled
-// producer whose credentials were right (forbidden). Their details say
+// answer with (a WWW-Authenticate value), ErrDisabled for a disabled
+// producer whose credentials were right (forbidden), or ErrThrottled for a
+// client that failed too often lately (see ThrottleConfig). Their details say
 // which part of the credentials failed, never whether a producer exists:
 // an unknown producer id and a wrong password read the same, as do an
 // unknown JWT subject and a bad signature.
@@ -53,6 +54,12 @@ type Config struct {
 	ClockSkew time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Throttle limits failed authentications per client; the zero value
+	// sets no limit.
+	Throttle ThrottleConfig
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (see WithRemote); none: the peer is the client.
+	TrustedProxies Prefixes
 }
 
 // directory finds producers and checks their passwords. CheckPassword
@@ -78,6 +85,7 @@ type Authenticator struct {
 	dir    directory
 	replay replayStore
 	cfg    Config
+	limit  *throttle // nil: no limit
 	// decoy is an HMAC key nobody knows, used for tokens whose subject has
 	// no secret, so that they fail the way a bad signature does and take
 	// as long.
@@ -99,18 +107,34 @@ func New(dir directory, replay replayStore, cfg Config) *Authenticator {
 	}
 	decoy := make([]byte, 32)
 	_, _ = rand.Read(decoy) // never fails
-	return &Authenticator{dir: dir, replay: replay, cfg: cfg, decoy: decoy}
+	return &Authenticator{dir: dir, replay: replay, cfg: cfg, limit: newThrottle(cfg.Throttle, cfg.Now), decoy: decoy}
 }
 
 // Authenticate returns the producer whose credentials the Authorization
 // value (of an HTTP request, or of a NATS request read with FromNATS)
 // carries. Credential failures are *Error; a failing replay store yields
-// an error wrapping ErrUnavailable.
+// an error wrapping ErrUnavailable. A client that failed too often lately
+// (see ThrottleConfig; ctx says who the client is, see WithRemote) is
+// refused with an ErrThrottled *Error before anything is checked.
 func (a *Authenticator) Authenticate(ctx context.Context, authorization string) (*producer.Producer, error) {
-	c, err := parseAuthorization(authorization)
-	if err != nil {
-		return nil, err
+	c, perr := parseAuthorization(authorization)
+	key := a.throttleKey(ctx, c)
+	if wait := a.limit.admit(key); wait > 0 {
+		return nil, &Error{Kind: ErrThrottled, RetryAfter: wait, Detail: fmt.Sprintf(
+			"too many failed authentications from this client; retry in %s", wait.Round(time.Second))}
 	}
+	var p *producer.Producer
+	err := perr
+	if err == nil {
+		p, err = a.check(ctx, c)
+	}
+	var ae *Error
+	a.limit.done(key, errors.As(err, &ae) && !errors.Is(err, ErrDisabled))
+	return p, err
+}
+
+// check verifies parsed credentials.
+func (a *Authenticator) check(ctx context.Context, c credentials) (*producer.Producer, error) {
 	switch c.kind {
 	case kindBasic:
 		return a.basic(c.id, c.secret)
@@ -192,6 +216,7 @@ var (
 	ErrGrantType          = errors.New("token grant type not accepted")    // gty other than client-credentials
 	ErrReplayed           = errors.New("token replayed")                   // jti already used
 	ErrDisabled           = errors.New("producer disabled")                // right credentials, disabled producer: forbidden
+	ErrThrottled          = errors.New("too many failed authentications")  // the client must wait Error.RetryAfter; nothing was checked
 )
 
 // ErrUnavailable is wrapped by the error Authenticate returns when the
@@ -200,13 +225,15 @@ var (
 var ErrUnavailable = errors.New("replay store unavailable")
 
 // Error is an authentication failure. Its Kind ErrDisabled means the
-// credentials were right but the producer may not send (forbidden); every
-// other kind means the request is not authenticated, and Challenge says
-// how to authenticate.
+// credentials were right but the producer may not send (forbidden);
+// ErrThrottled that the client failed too often lately and must wait
+// RetryAfter (too many requests); every other kind means the request is
+// not authenticated, and Challenge says how to authenticate.
 type Error struct {
-	Kind      error  // one of the Err* kinds
-	Challenge string // the challenge to answer with (a WWW-Authenticate value); empty for ErrDisabled
-	Detail    string // which part of the credentials failed
+	Kind       error         // one of the Err* kinds
+	Challenge  string        // the challenge to answer with (a WWW-Authenticate value); empty for ErrDisabled and ErrThrottled
+	Detail     string        // which part of the credentials failed
+	RetryAfter time.Duration // for ErrThrottled: how long the client must wait
 }
 
 // Error returns the detail.
