@@ -97,15 +97,11 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfi
 	g.schemas = schema.New(skv, schema.WithInvalidHandler(func(key string, err error) {
 		log.Error("stored schema does not compile; events of its tags are not checked", "key", key, "err", err)
 	}))
-	lkv, err := stream.EnsureRateLimit(ctx, js, sc)
-	if err != nil {
-		return nil, err
-	}
 	g.Trust = Trust{
 		Owners:            g.registry,
 		Seen:              g.registry,
 		Schemas:           g.schemas,
-		Limits:            ratelimit.NewShared(lkv, ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}, ratelimit.WithLogger(log)),
+		Limits:            ratelimit.New(ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}),
 		ClaimOnFirstWrite: cfg.ClaimOnFirstWrite,
 	}
 	if cfg.Auth == AuthProducers {
@@ -125,9 +121,6 @@ func (g *Guard) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.registry.Run(ctx) })
 	eg.Go(func() error { return g.schemas.Run(ctx) })
-	if l, ok := g.Trust.Limits.(interface{ Run(context.Context) error }); ok {
-		eg.Go(func() error { return l.Run(ctx) }) // settles the shared rate limits
-	}
 	return eg.Wait()
 }
 
