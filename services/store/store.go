@@ -23,20 +23,33 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBatchSize     = 10000
-	DefaultBatchWait     = 200 * time.Millisecond
-	DefaultInsertTimeout = 30 * time.Second
-	DefaultAckWait       = 60 * time.Second
+	DefaultBatchSize       = 10000
+	DefaultBatchWait       = 200 * time.Millisecond
+	DefaultInsertTimeout   = 30 * time.Second
+	DefaultAckWait         = 10 * time.Second
+	DefaultShutdownTimeout = 20 * time.Second
 )
+
+// MinAckWait is the shortest ack wait: the store renews the ack deadline
+// of every message it holds each third of the ack wait, and renewals need
+// a margin over the network and the scheduler.
+const MinAckWait = time.Second
 
 // Config tunes the store service.
 type Config struct {
 	BatchSize     int           // messages per insert; default 10,000
 	BatchWait     time.Duration // longest wait to fill a batch; default 200 ms
 	InsertTimeout time.Duration // one insert attempt; default 30 s
-	AckWait       time.Duration // JetStream redelivers after this; must exceed InsertTimeout
-	// ShutdownTimeout bounds the last batch's insert on a graceful stop;
-	// not a flag: the process's --shutdown-timeout. Default 20 s.
+	// AckWait is how long JetStream waits for a message the store holds
+	// before redelivering it: what a killed store's messages wait. The
+	// store renews it while a message waits or its insert runs, so it
+	// need not exceed InsertTimeout; at least MinAckWait, default 10 s.
+	AckWait time.Duration
+	// ShutdownTimeout bounds the work in hand on a graceful stop: what is
+	// not written and acknowledged by then (less a tenth, at most 1 s,
+	// for the acks and Naks to leave) is Nak'ed, so that JetStream
+	// redelivers it at once. Not a flag: the process's --shutdown-timeout.
+	// Default 20 s.
 	ShutdownTimeout time.Duration
 }
 
@@ -44,8 +57,10 @@ type Config struct {
 func (c *Config) Flags(fs *conf.Set) {
 	fs.Int(&c.BatchSize, "batch-size", "STORE_BATCH_SIZE", DefaultBatchSize, "most events (or delivery attempts) in one insert")
 	fs.Duration(&c.BatchWait, "batch-wait", "STORE_BATCH_WAIT", DefaultBatchWait, "longest wait to fill a batch before inserting it")
-	fs.Duration(&c.InsertTimeout, "insert-timeout", "STORE_INSERT_TIMEOUT", DefaultInsertTimeout, "timeout of one insert attempt")
-	fs.Duration(&c.AckWait, "ack-wait", "STORE_ACK_WAIT", DefaultAckWait, "JetStream redelivers unacknowledged events after this (must exceed the insert timeout)")
+	fs.Duration(&c.InsertTimeout, "insert-timeout", "STORE_INSERT_TIMEOUT", DefaultInsertTimeout,
+		"timeout of one insert attempt; a failed attempt is retried with back-off while the store keeps its events from redelivery (may exceed the ack wait)")
+	fs.Duration(&c.AckWait, "ack-wait", "STORE_ACK_WAIT", DefaultAckWait,
+		"JetStream redelivers events a store holds unacknowledged after this; a running store renews it every third of it, so it bounds how long a crashed store holds up the since cursor (at least 1s)")
 }
 
 func (c *Config) validate() error {
@@ -61,10 +76,21 @@ func (c *Config) validate() error {
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
 	}
-	if c.AckWait <= c.InsertTimeout {
-		return fmt.Errorf("ack wait %s must exceed the insert timeout %s", c.AckWait, c.InsertTimeout)
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.AckWait < MinAckWait {
+		return fmt.Errorf("ack wait %s must be at least %s", c.AckWait, MinAckWait)
 	}
 	return nil
+}
+
+// stopBudget is how long a graceful stop may take from the moment the
+// service's context is done: the shutdown timeout less a tenth (at most
+// 1 s), which is left for the last acks and Naks to reach NATS before the
+// process drains its connection.
+func (c Config) stopBudget() time.Duration {
+	return c.ShutdownTimeout - min(c.ShutdownTimeout/10, time.Second)
 }
 
 // writer is the event store as the store service sees it. Both inserts
@@ -125,8 +151,10 @@ func New(cfg Config, js jetStream, w writer, log *slog.Logger) (*Service, error)
 }
 
 // Run consumes events and delivery attempts until ctx is done or one of
-// the two consumers fails. On the way out each stops fetching, writes and
-// acknowledges the batch in hand; Run returns nil on a clean stop.
+// the two consumers fails. On the way out each stops fetching at once,
+// writes and acknowledges what it holds within the shutdown timeout, and
+// Naks what it could not write by then, so that JetStream redelivers it at
+// once; Run returns nil on a clean stop.
 func (s *Service) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.events.run(gctx) })
@@ -160,10 +188,14 @@ func decodeAttempt(m jetstream.Msg) (delivery.Attempt, error) {
 	return a, nil
 }
 
-// backoff is the wait before insert retry attempt n (1-based):
+// backoff is the wait before insert retry attempt n (1-based), before
+// each new try of WaitFor, and before a pull request after n failed ones:
 //
-//	attempt  1    2    3    4     5     6+
-//	wait     100ms 200ms 400ms 800ms 1.6s 5s (cap)
+//	attempt  1      2      3      4      5      6      7+
+//	wait     100ms  200ms  400ms  800ms  1.6s   3.2s   5s (cap)
+//
+// While an insert is retried, the store keeps its messages from being
+// redelivered (see batcher).
 func backoff(attempt int) time.Duration {
 	d := 100 * time.Millisecond << min(attempt-1, 6)
 	return min(d, 5*time.Second)

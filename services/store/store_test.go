@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -32,21 +33,38 @@ type db interface {
 	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 }
 
-// backends opens each real backend: the embedded store, and ClickHouse
-// (skipped locally without a server, a failure under CI).
+// backends are the real backends: the embedded store, and ClickHouse
+// (skipped locally without a server, a failure under CI). locate makes a
+// fresh store for the test and returns its location (a file path or a
+// ClickHouse DSN), which openAt opens, also in another process.
 var backends = []struct {
-	name string
-	open func(t *testing.T) db
+	name   string
+	locate func(t *testing.T) string
 }{
-	{"sqlite", func(t *testing.T) db {
-		s, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "events.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}},
-	{"clickhouse", func(t *testing.T) db { return openClickHouse(t, chtest.DSN(t)) }},
+	{"sqlite", func(t *testing.T) string { return filepath.Join(t.TempDir(), "events.db") }},
+	{"clickhouse", func(t *testing.T) string { return chtest.DSN(t) }},
+}
+
+// openAt opens the store at loc, from backends' locate.
+func openAt(ctx context.Context, loc string) (interface {
+	db
+	Close() error
+}, error) {
+	if strings.HasPrefix(loc, "clickhouse://") {
+		return chstore.Open(ctx, loc)
+	}
+	return sqlitestore.Open(ctx, loc)
+}
+
+// open opens the store at loc and closes it when the test ends.
+func open(t *testing.T, loc string) db {
+	t.Helper()
+	s, err := openAt(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func openClickHouse(t *testing.T, dsn string) *chstore.Store {
@@ -61,7 +79,7 @@ func openClickHouse(t *testing.T, dsn string) *chstore.Store {
 
 func forEachBackend(t *testing.T, f func(t *testing.T, d db)) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { f(t, b.open(t)) })
+		t.Run(b.name, func(t *testing.T) { f(t, open(t, b.locate(t))) })
 	}
 }
 
@@ -88,6 +106,13 @@ func newEnv(t *testing.T) *env {
 // publish publishes n events the way ingest does, with ids first..first+n-1.
 func (e *env) publish(t *testing.T, first, n int) {
 	t.Helper()
+	if err := e.publishErr(first, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishErr is publish for goroutines other than the test's.
+func (e *env) publishErr(first, n int) error {
 	futures := make([]jetstream.PubAckFuture, 0, n)
 	for i := first; i < first+n; i++ {
 		ev := event.Event{
@@ -98,11 +123,11 @@ func (e *env) publish(t *testing.T, first, n int) {
 		ev.ReceivedAt = ev.Timestamp
 		b, err := event.Encode(&ev)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		f, err := e.js.PublishMsgAsync(&nats.Msg{Subject: ev.Subject, Data: b}, jetstream.WithMsgID(ev.ID))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		futures = append(futures, f)
 	}
@@ -110,11 +135,12 @@ func (e *env) publish(t *testing.T, first, n int) {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			t.Fatal(err)
+			return err
 		case <-time.After(10 * time.Second):
-			t.Fatal("publish ack timeout")
+			return fmt.Errorf("publish ack timeout")
 		}
 	}
+	return nil
 }
 
 // run runs a store service until the returned stop is called.
@@ -369,9 +395,32 @@ func TestUndecodableMessagesAreDeadLettered(t *testing.T) {
 	})
 }
 
-func TestConfigRejectsAckWaitBelowInsertTimeout(t *testing.T) {
-	_, err := New(Config{InsertTimeout: time.Minute, AckWait: time.Second}, nil, nil, slog.New(slog.DiscardHandler))
-	if err == nil {
-		t.Fatal("New with AckWait < InsertTimeout succeeded; want an error")
+// The ack wait is renewed while the store holds a message, so it may be
+// shorter than an insert; it must leave room for the renewals.
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr bool
+	}{
+		{"defaults", Config{}, false},
+		{"ack wait below the insert timeout", Config{InsertTimeout: time.Minute, AckWait: time.Second}, false},
+		{"ack wait below the minimum", Config{AckWait: 500 * time.Millisecond}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.cfg
+			if err := c.validate(); (err != nil) != tc.wantErr {
+				t.Errorf("validate(%+v) = %v; want error %v", tc.cfg, err, tc.wantErr)
+			}
+		})
+	}
+	c := Config{}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{BatchSize: DefaultBatchSize, BatchWait: DefaultBatchWait, InsertTimeout: DefaultInsertTimeout,
+		AckWait: 10 * time.Second, ShutdownTimeout: 20 * time.Second}
+	if c != want {
+		t.Errorf("validate(Config{}) set %+v; want %+v", c, want)
 	}
 }

@@ -18,7 +18,7 @@ func TestStoreWaitsForItsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := backends[0].open(t)
+	d := open(t, backends[0].locate(t))
 	retrying := make(chan struct{}, 1)
 	svc, err := New(Config{BatchWait: 20 * time.Millisecond}, js, d, slog.New(signalHandler{msg: "open failed; retrying", c: retrying}))
 	if err != nil {
