@@ -98,8 +98,8 @@ func (r *Registry) Owned(producerID string) []string {
 // category. When another producer owns a sub-category of category (and
 // none owns category or a prefix of it), nothing is claimed and the error
 // is an *OwnedError naming that sub-category. The bucket decides between
-// concurrent claims, so exactly one producer wins on every instance (see
-// the package's rules on overlapping claims). A claim whose owner no
+// concurrent claims, so exactly one producer wins on every instance
+// (between claims of overlapping categories, the older). A claim whose owner no
 // longer exists (its release failed when it was deleted) is taken over or,
 // on a prefix or sub-category, released.
 //
