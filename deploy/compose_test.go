@@ -34,9 +34,24 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*type
 	}, func(o *loader.Options) { o.Profiles = profiles })
 }
 
-// baseEnv is what a user sets: the admin token, and here the version.
+// baseEnv is what a user sets: the admin token and the NATS passwords,
+// and here the version.
 func baseEnv() map[string]string {
-	return map[string]string{"EVENTSYNC_ADMIN_TOKEN": "test-admin-token", "EVENTSYNC_VERSION": composeVersion}
+	env := map[string]string{"EVENTSYNC_ADMIN_TOKEN": "test-admin-token", "EVENTSYNC_VERSION": composeVersion}
+	for k, v := range natsPasswordEnv() {
+		env[k] = v
+	}
+	return env
+}
+
+// natsPasswordEnv are the required variables of the services' NATS
+// passwords, with test values.
+func natsPasswordEnv() map[string]string {
+	env := map[string]string{}
+	for _, s := range binaryNames() {
+		env["EVENTSYNC_NATS_"+strings.ToUpper(s)+"_PASSWORD"] = "test" + s + "Password1"
+	}
+	return env
 }
 
 // readEnvFile returns the variables of an env file under the repository.
@@ -362,6 +377,7 @@ func checkNATSService(t *testing.T, p *types.Project, s types.ServiceConfig) {
 	if err != nil || u.Port() != strconv.Itoa(opts.HTTPPort) || u.Path != "/healthz" {
 		t.Errorf("health check %q: want /healthz on the monitoring port %d", s.HealthCheck.Test, opts.HTTPPort)
 	}
+	checkNATSUsers(t, p, s, opts)
 	if opts.Cluster.Port == 0 {
 		return
 	}
@@ -389,25 +405,89 @@ func checkNATSService(t *testing.T, p *types.Project, s types.ServiceConfig) {
 	}
 }
 
+// checkNATSUsers checks the authorization of a NATS server: no anonymous
+// clients and no shared login, and every EventSync service that uses the
+// server logs in as its own user, with the password the server has for it
+// and permissions that limit it. What the permissions allow is proven by
+// TestNATSAuthorization.
+func checkNATSUsers(t *testing.T, p *types.Project, s types.ServiceConfig, opts *server.Options) {
+	t.Helper()
+	if opts.NoAuthUser != "" || opts.Username != "" || opts.Authorization != "" || len(opts.Nkeys) > 0 || len(opts.Users) == 0 {
+		t.Errorf("%s: want users with passwords only (no no_auth_user, no single user or token); got no_auth_user %q, user %q, %d users",
+			s.Name, opts.NoAuthUser, opts.Username, len(opts.Users))
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	for _, name := range binaryNames() {
+		svc, ok := p.Services[name]
+		if !ok || !slices.Contains(natsHosts(t, svc), s.Name) {
+			continue
+		}
+		env := func(k string) string {
+			if v := svc.Environment[k]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		u := users[env("NATS_USER")]
+		switch {
+		case env("NATS_USER") != name:
+			t.Errorf("%s: NATS_USER = %q; want %q, a user of its own", name, env("NATS_USER"), name)
+		case u == nil:
+			t.Errorf("%s: NATS_USER %q is not a user of %s", name, env("NATS_USER"), s.Name)
+		case u.Password == "" || u.Password != env("NATS_PASSWORD"):
+			t.Errorf("%s: NATS_PASSWORD is not the password %s has for the user %s", name, s.Name, u.Username)
+		case u.Permissions == nil || u.Permissions.Publish == nil || u.Permissions.Subscribe == nil:
+			t.Errorf("%s: the user %s may publish or subscribe to anything; want allow lists", s.Name, u.Username)
+		}
+	}
+}
+
 // natsConfig returns the configuration file s runs with (the bind mount
-// at its --config path) and the options nats-server reads from it.
+// at its --config path) and the options nats-server reads from it as in
+// the container: with every bind mount at its place (the files it
+// includes) and the container's environment (the passwords).
 func natsConfig(t *testing.T, s types.ServiceConfig) (string, *server.Options) {
 	t.Helper()
 	i := slices.Index(s.Command, "--config")
 	if i < 0 || i+1 >= len(s.Command) {
 		t.Fatalf("%s: command %q has no --config", s.Name, s.Command)
 	}
+	root, source := t.TempDir(), ""
 	for _, v := range s.Volumes {
-		if v.Type == types.VolumeTypeBind && v.Target == s.Command[i+1] {
-			opts, err := server.ProcessConfigFile(v.Source)
-			if err != nil {
-				t.Fatalf("%s: nats-server refuses %s: %v", s.Name, v.Source, err)
-			}
-			return v.Source, opts
+		if v.Type != types.VolumeTypeBind {
+			continue
+		}
+		b, err := os.ReadFile(v.Source)
+		if err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		dst := filepath.Join(root, filepath.FromSlash(v.Target))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if v.Target == s.Command[i+1] {
+			source = v.Source
 		}
 	}
-	t.Fatalf("%s: nothing is mounted at --config %s", s.Name, s.Command[i+1])
-	return "", nil
+	if source == "" {
+		t.Fatalf("%s: nothing is mounted at --config %s", s.Name, s.Command[i+1])
+	}
+	for k, v := range s.Environment {
+		if v != nil {
+			t.Setenv(k, *v)
+		}
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(root, filepath.FromSlash(s.Command[i+1])))
+	if err != nil {
+		t.Fatalf("%s: nats-server refuses %s: %v", s.Name, source, err)
+	}
+	return source, opts
 }
 
 func TestComposeNeedsAdminToken(t *testing.T) {
@@ -419,10 +499,25 @@ func TestComposeNeedsAdminToken(t *testing.T) {
 	}
 }
 
+// TestComposeNeedsNATSPasswords: every service's NATS password is
+// required, like the admin token.
+func TestComposeNeedsNATSPasswords(t *testing.T) {
+	for name := range natsPasswordEnv() {
+		env := baseEnv()
+		delete(env, name)
+		_, err := loadCompose(t, env)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("load docker-compose.yml without %s = %v; want an error naming it", name, err)
+		}
+	}
+}
+
 func TestComposeDefaults(t *testing.T) {
-	// With only the admin token set, the images are the dev build of the
-	// source and the services use the single NATS server.
-	p, err := loadCompose(t, map[string]string{"EVENTSYNC_ADMIN_TOKEN": "t"})
+	// With only the required variables set, the images are the dev build
+	// of the source and the services use the single NATS server.
+	env := natsPasswordEnv()
+	env["EVENTSYNC_ADMIN_TOKEN"] = "t"
+	p, err := loadCompose(t, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -802,8 +802,11 @@ func start(t *testing.T, bin string, env []string, args ...string) *process {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		<-p.done
-		if p.err != nil {
+		switch {
+		case p.err != nil:
 			t.Errorf("%s stopped with %v:\n%s", filepath.Base(bin), p.err, p.out.String())
+		case t.Failed():
+			t.Logf("output of %s:\n%s", filepath.Base(bin), p.out.String())
 		}
 	})
 	return p

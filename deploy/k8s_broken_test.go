@@ -3,7 +3,6 @@ package deploy
 import (
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -133,8 +132,11 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			configMapByBase(t, s, "ingest-config").Data["STORE_BATCH_SIZE"] = "5000"
 		}, "ingest does not read STORE_BATCH_SIZE"},
 		{"credentials in a literal", "", "env", func(t *testing.T, s *suite) {
-			env(t, container(t, s, "query"), "NATS_URL").ValueFrom = nil
+			env(t, container(t, s, "query"), "NATS_PASSWORD").ValueFrom = nil
 		}, "must come from a Secret"},
+		{"no NATS user", "", "env", func(t *testing.T, s *suite) {
+			delete(configMapByBase(t, s, "store-config").Data, "NATS_USER")
+		}, "NATS_USER is not set"},
 		{"variable set twice", "", "env", func(t *testing.T, s *suite) {
 			c := container(t, s, "notifier")
 			c.Env = append(c.Env, corev1.EnvVar{Name: "LOG_LEVEL", Value: "debug"})
@@ -201,18 +203,38 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		{"nats.conf syntax error", "", "nats", func(t *testing.T, s *suite) {
 			configMapByBase(t, s, "nats-config").Data["nats.conf"] += "\njetstream {\n"
 		}, "ConfigMap nats-config"},
-		{"unknown field in nats.conf", "", "nats", func(t *testing.T, s *suite) {
+		{"unknown field in the NATS users", "", "nats", func(t *testing.T, s *suite) {
 			cm := configMapByBase(t, s, "nats-config")
-			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], "authorization {", "authorisation {", 1)
+			cm.Data["nats-users.conf"] = strings.Replace(cm.Data["nats-users.conf"], "authorization {", "authorisation {", 1)
 		}, "ConfigMap nats-config"},
-		{"NATS without authorization", "", "nats", func(t *testing.T, s *suite) {
+		{"NATS users not included", "", "nats", func(t *testing.T, s *suite) {
 			cm := configMapByBase(t, s, "nats-config")
-			cm.Data["nats.conf"] = regexp.MustCompile(`(?s)authorization \{.*?\n\}\n`).ReplaceAllString(cm.Data["nats.conf"], "")
-		}, "does not require the user and password"},
-		{"NATS user not required", "", "nats", func(t *testing.T, s *suite) {
+			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], `include "nats-users.conf"`, "", 1)
+		}, "admits clients without a user of their own"},
+		{"anonymous NATS clients", "", "nats", func(t *testing.T, s *suite) {
 			cm := configMapByBase(t, s, "nats-config")
-			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], "  password: $NATS_PASSWORD\n", "", 1)
-		}, "does not require the user and password"},
+			cm.Data["nats-users.conf"] = strings.Replace(cm.Data["nats-users.conf"], "authorization {", "no_auth_user: query\nauthorization {", 1)
+		}, "admits clients without a user of their own"},
+		{"NATS user without a password", "", "nats", func(t *testing.T, s *suite) {
+			cm := configMapByBase(t, s, "nats-config")
+			cm.Data["nats-users.conf"] = strings.Replace(cm.Data["nats-users.conf"], "      password: $NATS_STORE_PASSWORD\n", "", 1)
+		}, "is not the password StatefulSet nats has for the user store"},
+		{"NATS user with every permission", "", "nats", func(t *testing.T, s *suite) {
+			cm := configMapByBase(t, s, "nats-config")
+			conf := cm.Data["nats-users.conf"]
+			i := strings.Index(conf, "      user: query\n")
+			j := i + strings.Index(conf[i:], "\n    }\n")
+			cm.Data["nats-users.conf"] = conf[:i] + "      user: query\n      password: $NATS_QUERY_PASSWORD" + conf[j:]
+		}, "the user query may publish or subscribe to anything"},
+		{"service logged in as another", "", "nats", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "store-config").Data["NATS_USER"] = "query"
+		}, `NATS_USER = "query"; want "store"`},
+		{"service with another's password", "", "nats", func(t *testing.T, s *suite) {
+			env(t, container(t, s, "store"), "NATS_PASSWORD").ValueFrom.SecretKeyRef.Key = "NATS_QUERY_PASSWORD"
+		}, "is not the password StatefulSet nats has for the user store"},
+		{"service password the server does not read", "", "nats", func(t *testing.T, s *suite) {
+			env(t, container(t, s, "store"), "NATS_PASSWORD").ValueFrom.SecretKeyRef.Key = "NATS_PASSWORD"
+		}, "which StatefulSet nats does not read"},
 		{"file store above the volume", "", "nats", func(t *testing.T, s *suite) {
 			cm := configMapByBase(t, s, "nats-config")
 			cm.Data["nats.conf"] = strings.Replace(cm.Data["nats.conf"], "max_file_store: 180GB", "max_file_store: 320GB", 1)
@@ -220,11 +242,11 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		{"NATS grace period below lame duck", "", "nats", func(t *testing.T, s *suite) {
 			statefulSet(t, s, "nats").Spec.Template.Spec.TerminationGracePeriodSeconds = ptr(int64(30))
 		}, "lame_duck_grace_period + lame_duck_duration"},
-		{"NATS_URL with another password", "dev", "nats", func(t *testing.T, s *suite) {
-			s.m.secrets[0].Data["NATS_URL"] = []byte("nats://eventsync:wrong@nats:4222")
-		}, "does not carry the NATS user and password"},
-		{"NATS_URL to no Service", "dev", "nats", func(t *testing.T, s *suite) {
-			s.m.secrets[0].Data["NATS_URL"] = []byte("nats://eventsync:dev-nats-password@nats-server:4222")
+		{"NATS_URL with credentials", "", "nats", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "nats-client").Data["NATS_URL"] = "nats://ingest:secret@nats:4222"
+		}, "NATS_URL carries credentials"},
+		{"NATS_URL to no Service", "", "nats", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "nats-client").Data["NATS_URL"] = "nats://nats-server:4222"
 		}, "host nats-server is not a rendered Service"},
 		{"ClickHouse readiness not on /ping", "", "clickhouse", func(t *testing.T, s *suite) {
 			container(t, s, "clickhouse").ReadinessProbe.HTTPGet.Path = "/"
@@ -249,8 +271,8 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			deployment(t, s, "store").Spec.Replicas = ptr(int32(2))
 		}, "replicas = 2; want 1"},
 		{"real-looking password in dev", "dev", "dev-credentials", func(t *testing.T, s *suite) {
-			s.m.secrets[0].Data["NATS_PASSWORD"] = []byte("s3cret")
-		}, "NATS_PASSWORD does not look like a development value"},
+			s.m.secrets[0].Data["NATS_INGEST_PASSWORD"] = []byte("s3cret")
+		}, "NATS_INGEST_PASSWORD does not look like a development value"},
 		{"NATS servers on one node", "", "anti-affinity", func(t *testing.T, s *suite) {
 			statefulSet(t, s, "nats").Spec.Template.Spec.Affinity = nil
 		}, "no required pod anti-affinity"},
@@ -292,8 +314,17 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			s.m.networkPolicies = slices.DeleteFunc(s.m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "clickhouse" })
 		}, "store pods cannot reach port native of StatefulSet clickhouse"},
 		{"store API opened", "", "network-policies", func(t *testing.T, s *suite) {
-			networkPolicy(t, s, "store-metrics").Spec.Ingress[0].From = nil
+			networkPolicy(t, s, "eventsync-metrics").Spec.Ingress[0].From = nil
 		}, "a pod of another namespace can reach port http of Deployment store"},
+		{"query API opened to every namespace", "", "network-policies", func(t *testing.T, s *suite) {
+			networkPolicy(t, s, "query-notifier-api").Spec.Ingress[0].From[0].NamespaceSelector = &metav1.LabelSelector{}
+		}, "a pod of another namespace can reach port http of Deployment query"},
+		{"notifier API from anywhere", "", "network-policies", func(t *testing.T, s *suite) {
+			networkPolicy(t, s, "query-notifier-api").Spec.Ingress[0].From = nil
+		}, "a pod of another namespace can reach port http of Deployment notifier"},
+		{"ingress controller cut off", "", "network-policies", func(t *testing.T, s *suite) {
+			networkPolicy(t, s, "query-notifier-api").Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] = "ingress"
+		}, "the ingress controller in namespace ingress-nginx cannot reach port http of Deployment query"},
 		{"ServiceMonitor on a missing port", "", "service-monitor", func(t *testing.T, s *suite) {
 			s.m.serviceMonitors[0].Spec.Endpoints[0].Port = "metrics"
 		}, "no ServiceMonitor endpoint scrapes /metrics"},

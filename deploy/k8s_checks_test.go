@@ -264,10 +264,10 @@ func checkImages(s *suite) []error {
 func checkEnv(s *suite) []error {
 	var errs []error
 	required := map[string][]string{
-		"ingest":   {"NATS_URL", "ADMIN_TOKEN"},
-		"store":    {"NATS_URL", "CLICKHOUSE_URL"},
-		"query":    {"NATS_URL", "CLICKHOUSE_URL"},
-		"notifier": {"NATS_URL"},
+		"ingest":   {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "ADMIN_TOKEN"},
+		"store":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"},
+		"query":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"},
+		"notifier": {"NATS_URL", "NATS_USER", "NATS_PASSWORD"},
 	}
 	for _, bin := range binaryNames() {
 		w, c, ok := s.m.eventSync(bin)

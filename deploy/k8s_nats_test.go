@@ -1,12 +1,15 @@
 package deploy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,10 +26,13 @@ import (
 // checkNATS: the NATS StatefulSet runs the nats-server version EventSync is
 // built with, and its nats.conf, parsed by that nats-server with the pod's
 // environment, names the server after the pod, listens on the declared
-// ports, requires the user and password from the Secret, routes to every
-// server of the StatefulSet, keeps JetStream on the volume claim within its
-// size, and its lame duck shutdown fits the grace period. Every NATS_URL of
-// EventSync reaches it with its credentials.
+// ports, admits no anonymous client, routes to every server of the
+// StatefulSet, keeps JetStream on the volume claim within its size, and its
+// lame duck shutdown fits the grace period. Every EventSync service's
+// NATS_URL reaches it without credentials, and the service logs in as its
+// own user with the password the server has for that user (the same key of
+// the same Secret) and permissions that limit it; what the permissions
+// allow is proven by TestNATSAuthorization.
 func checkNATS(s *suite) []error {
 	w, c, ok := s.m.container("StatefulSet", "nats")
 	if !ok {
@@ -58,8 +64,20 @@ func checkNATS(s *suite) []error {
 			errs = append(errs, fmt.Errorf("%s: %s probe port %d is not the monitoring port %d", w, p.kind, cp.ContainerPort, opts.HTTPPort))
 		}
 	}
-	if opts.Username == "" || opts.Password == "" || opts.Username != env["NATS_USER"] || opts.Password != env["NATS_PASSWORD"] {
-		errs = append(errs, fmt.Errorf("%s: nats.conf does not require the user and password NATS_USER and NATS_PASSWORD", w))
+	if opts.NoAuthUser != "" || opts.Username != "" || opts.Authorization != "" || len(opts.Nkeys) > 0 || len(opts.Users) == 0 {
+		errs = append(errs, fmt.Errorf("%s: nats.conf admits clients without a user of their own: want users with passwords only (no no_auth_user, no single user or token); got no_auth_user %q, user %q, %d users",
+			w, opts.NoAuthUser, opts.Username, len(opts.Users)))
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	// The values the server's environment takes from each Secret key.
+	fromSecret := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			fromSecret[e.ValueFrom.SecretKeyRef.Name+" "+e.ValueFrom.SecretKeyRef.Key] = env[e.Name]
+		}
 	}
 	errs = append(errs, s.checkNATSCluster(w, c, opts)...)
 	errs = append(errs, s.checkNATSStorage(w, c, opts)...)
@@ -82,9 +100,10 @@ func checkNATS(s *suite) []error {
 			continue
 		}
 		benv, _ := s.containerEnv(bc)
+		errs = append(errs, checkNATSLogin(w, bw, bin, benv, users, fromSecret, bc)...)
 		v := benv["NATS_URL"]
 		if !v.known {
-			continue // a Secret created outside kustomize
+			continue
 		}
 		u, err := url.Parse(v.value)
 		if err != nil || u.Scheme != "nats" {
@@ -94,9 +113,43 @@ func checkNATS(s *suite) []error {
 		if err := s.reaches(u, w, "nats"); err != nil {
 			errs = append(errs, fmt.Errorf("%s: NATS_URL: %w", bw, err))
 		}
-		if pass, _ := u.User.Password(); u.User.Username() != opts.Username || pass != opts.Password {
-			errs = append(errs, fmt.Errorf("%s: NATS_URL does not carry the NATS user and password", bw))
+		if u.User != nil {
+			errs = append(errs, fmt.Errorf("%s: NATS_URL carries credentials; they belong in NATS_USER and NATS_PASSWORD", bw))
 		}
+	}
+	return errs
+}
+
+// checkNATSLogin: the service bin of workload bw logs in to the server of
+// workload w as its own user, named by NATS_USER, with the password the
+// server reads for that user: NATS_PASSWORD comes from the same key of the
+// same Secret as the server's variable (fromSecret: Secret and key to the
+// value the server got).
+func checkNATSLogin(w, bw workload, bin string, env map[string]envVar, users map[string]*server.User, fromSecret map[string]string, c corev1.Container) []error {
+	user := env["NATS_USER"]
+	if !user.known || user.value != bin {
+		return []error{fmt.Errorf("%s: NATS_USER = %q; want %q, a user of its own", bw, user.value, bin)}
+	}
+	u := users[user.value]
+	if u == nil {
+		return []error{fmt.Errorf("%s: NATS_USER %s is not a user of the nats.conf of %s", bw, user.value, w)}
+	}
+	var ref *corev1.SecretKeySelector
+	for _, e := range c.Env {
+		if e.Name == "NATS_PASSWORD" && e.ValueFrom != nil {
+			ref = e.ValueFrom.SecretKeyRef
+		}
+	}
+	var errs []error
+	if ref == nil {
+		errs = append(errs, fmt.Errorf("%s: NATS_PASSWORD does not come from a Secret key", bw))
+	} else if want, ok := fromSecret[ref.Name+" "+ref.Key]; !ok {
+		errs = append(errs, fmt.Errorf("%s: NATS_PASSWORD comes from Secret %s key %s, which %s does not read", bw, ref.Name, ref.Key, w))
+	} else if u.Password == "" || u.Password != want {
+		errs = append(errs, fmt.Errorf("%s: NATS_PASSWORD (Secret %s key %s) is not the password %s has for the user %s", bw, ref.Name, ref.Key, w, u.Username))
+	}
+	if u.Permissions == nil || u.Permissions.Publish == nil || u.Permissions.Subscribe == nil {
+		errs = append(errs, fmt.Errorf("%s: the user %s may publish or subscribe to anything; want allow lists", w, u.Username))
 	}
 	return errs
 }
@@ -216,10 +269,15 @@ func (s *suite) natsOptions(w workload, c *corev1.Container) (*server.Options, m
 	for name, v := range env {
 		s.tb.Setenv(name, v)
 	}
-	conf := filepath.Join(s.tb.TempDir(), "nats.conf")
-	if err := os.WriteFile(conf, []byte(cm.Data[key]), 0o600); err != nil {
-		return nil, nil, err
+	// Every key of the ConfigMap, as the volume holds them: nats.conf
+	// includes the others.
+	dir := s.tb.TempDir()
+	for k, v := range cm.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+			return nil, nil, err
+		}
 	}
+	conf := filepath.Join(dir, key)
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ConfigMap %s %s: %w", cm.Name, key, err)
@@ -279,12 +337,79 @@ func TestNATSHelmValues(t *testing.T) {
 	if !values.Config.JetStream.Enabled || values.Config.JetStream.FileStore.PVC.Size != size.String() {
 		t.Errorf("config.jetstream = %+v; want enabled on a %s volume", values.Config.JetStream, size.String())
 	}
-	for _, name := range []string{"NATS_USER", "NATS_PASSWORD"} {
+	// The users and permissions: the same as those the kustomize NATS
+	// includes, both parsed by nats-server with the same passwords.
+	for _, bin := range binaryNames() {
+		name := "NATS_" + strings.ToUpper(bin) + "_PASSWORD"
 		if _, ok := values.Container.Env[name]; !ok {
 			t.Errorf("container.env has no %s (from the Secret eventsync-credentials)", name)
 		}
+		t.Setenv(name, "test"+bin+"Password1")
 	}
+	chart := helmMergeConf(t, values.Config.Merge)
 	if _, ok := values.Config.Merge["authorization"]; !ok {
 		t.Error("config.merge has no authorization: the chart's NATS would accept clients without credentials")
 	}
+	want, err := server.ProcessConfigFile(filepath.Join("k8s", "base", "nats-users.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := server.ProcessConfigFile(chart)
+	if err != nil {
+		t.Fatalf("config.merge as the chart renders it: %v", err)
+	}
+	if diff := cmp.Diff(natsUsers(want), natsUsers(got)); diff != "" {
+		t.Errorf("config.merge.authorization differs from k8s/base/nats-users.conf (-nats-users.conf +values):\n%s", diff)
+	}
+	if got.NoAuthUser != "" {
+		t.Errorf("config.merge sets no_auth_user %q: anonymous clients would be %s", got.NoAuthUser, got.NoAuthUser)
+	}
+}
+
+// helmMergeConf writes config.merge of the chart's values the way the
+// chart renders it into nats.conf: as JSON (which nats-server reads),
+// with "<< X >>" strings written unquoted as X. It returns the file.
+func helmMergeConf(t *testing.T, merge map[string]any) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "<< >>" and subjects like events.> as they are
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(merge); err != nil {
+		t.Fatal(err)
+	}
+	conf := regexp.MustCompile(`"<< (.*?) >>"`).ReplaceAll(b.Bytes(), []byte("$1"))
+	file := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(file, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// natsUser is what a NATS user may do, comparable.
+type natsUser struct {
+	Password                             string
+	PubAllow, PubDeny, SubAllow, SubDeny []string
+	Responses                            string
+}
+
+// natsUsers returns the users of a parsed configuration by name.
+func natsUsers(opts *server.Options) map[string]natsUser {
+	users := map[string]natsUser{}
+	for _, u := range opts.Users {
+		v := natsUser{Password: u.Password}
+		if p := u.Permissions; p != nil {
+			if p.Publish != nil {
+				v.PubAllow, v.PubDeny = p.Publish.Allow, p.Publish.Deny
+			}
+			if p.Subscribe != nil {
+				v.SubAllow, v.SubDeny = p.Subscribe.Allow, p.Subscribe.Deny
+			}
+			if p.Response != nil {
+				v.Responses = fmt.Sprintf("max %d, expires %s", p.Response.MaxMsgs, p.Response.Expires)
+			}
+		}
+		users[u.Username] = v
+	}
+	return users
 }

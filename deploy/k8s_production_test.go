@@ -258,13 +258,14 @@ func peerAdmits(p networkingv1.NetworkPolicyPeer, src source) bool {
 	return nsOK && podOK
 }
 
-// checkNetworkPolicies: ingress is denied by default; only the APIs
-// (ingest, query, notifier) are reachable from other namespaces; NATS and
-// ClickHouse admit EventSync's pods of the namespace and nothing else (no
-// other namespace, no address block); Prometheus in the monitoring
-// namespace reaches every service's metrics; and the pipeline still works:
-// every service reaches NATS, store and query reach ClickHouse, the NATS
-// servers reach each other.
+// checkNetworkPolicies: ingress is denied by default; ingest's API is
+// reachable from other namespaces, the query and notifier APIs only from
+// the ingress controller's namespace (they authenticate nobody
+// themselves); NATS and ClickHouse admit EventSync's pods of the namespace
+// and nothing else (no other namespace, no address block); Prometheus in
+// the monitoring namespace reaches every service's metrics; and the
+// pipeline still works: every service reaches NATS, store and query reach
+// ClickHouse, the NATS servers reach each other.
 func checkNetworkPolicies(s *suite) []error {
 	var errs []error
 	if !slices.ContainsFunc(s.m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool {
@@ -319,6 +320,7 @@ func checkNetworkPolicies(s *suite) []error {
 	// A pod elsewhere may carry any labels, EventSync's own included.
 	other := source{name: "a pod of another namespace", pod: pods["ingest"], namespace: map[string]string{"kubernetes.io/metadata.name": "elsewhere"}}
 	monitoring := source{name: "Prometheus in namespace monitoring", pod: map[string]string{"app.kubernetes.io/name": "prometheus"}, namespace: map[string]string{"kubernetes.io/metadata.name": "monitoring"}}
+	ingress := source{name: "the ingress controller in namespace " + s.ov.ingressNamespace, pod: map[string]string{"app.kubernetes.io/name": "ingress-nginx"}, namespace: map[string]string{"kubernetes.io/metadata.name": s.ov.ingressNamespace}}
 
 	type flow struct {
 		src  source
@@ -332,7 +334,8 @@ func checkNetworkPolicies(s *suite) []error {
 			flow{inNS(bin), nats, "nats", true},
 			flow{inNS(bin), ch, "native", bin == "store" || bin == "query"},
 			flow{monitoring, apps[bin], "http", true},
-			flow{other, apps[bin], "http", bin != "store"},
+			flow{other, apps[bin], "http", bin == "ingest"},
+			flow{ingress, apps[bin], "http", bin != "store"},
 		)
 	}
 	flows = append(flows,
@@ -343,6 +346,7 @@ func checkNetworkPolicies(s *suite) []error {
 		flow{other, ch, "native", false},
 		flow{other, ch, "http", false},
 		flow{monitoring, ch, "native", false},
+		flow{ingress, nats, "nats", false},
 	)
 	for _, f := range flows {
 		if got := admitted(s.m.networkPolicies, f.to, f.port, f.src); got != f.want {

@@ -39,9 +39,10 @@ const imageRepo = "ghcr.io/eventsync/"
 const runtimeEnv = "GOMEMLIMIT"
 
 // credentialEnv are the variables that carry credentials: they must come
-// from a Secret, never from a ConfigMap or a literal value.
+// from a Secret, never from a ConfigMap or a literal value. (NATS_URL
+// carries none: checkNATS refuses credentials in it.)
 func credentialEnv() []string {
-	return []string{"NATS_URL", "CLICKHOUSE_URL", "ADMIN_TOKEN", "SMTP_PASSWORD"}
+	return []string{"NATS_PASSWORD", "CLICKHOUSE_URL", "ADMIN_TOKEN", "SMTP_PASSWORD"}
 }
 
 // binaryNames are the service binaries the manifests deploy.
@@ -58,6 +59,9 @@ type overlay struct {
 	external []string
 	// production overlays keep credentials out of the repository.
 	production bool
+	// ingressNamespace is the namespace of the ingress controller, the one
+	// source the query and notifier APIs admit (with NetworkPolicies).
+	ingressNamespace string
 }
 
 // overlayNamed returns the overlay called name.
@@ -75,7 +79,7 @@ func overlayNamed(t testing.TB, name string) overlay {
 func overlays() []overlay {
 	return []overlay{
 		{name: "dev", natsReplicas: 1},
-		{name: "production", natsReplicas: 3, external: []string{"eventsync-credentials"}, production: true},
+		{name: "production", natsReplicas: 3, external: []string{"eventsync-credentials"}, production: true, ingressNamespace: "ingress-nginx"},
 	}
 }
 
