@@ -97,11 +97,15 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, cfg GuardConfi
 	g.schemas = schema.New(skv, schema.WithInvalidHandler(func(key string, err error) {
 		log.Error("stored schema does not compile; events of its tags are not checked", "key", key, "err", err)
 	}))
+	lkv, err := stream.EnsureRateLimit(ctx, js, sc)
+	if err != nil {
+		return nil, err
+	}
 	g.Trust = Trust{
 		Owners:            g.registry,
 		Seen:              g.registry,
 		Schemas:           g.schemas,
-		Limits:            ratelimit.New(ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}),
+		Limits:            ratelimit.NewShared(lkv, ratelimit.Rate{PerSecond: cfg.RatePerSecond, Burst: cfg.RateBurst}, ratelimit.WithLogger(log)),
 		ClaimOnFirstWrite: cfg.ClaimOnFirstWrite,
 	}
 	if cfg.Auth == AuthProducers {
@@ -121,6 +125,9 @@ func (g *Guard) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.registry.Run(ctx) })
 	eg.Go(func() error { return g.schemas.Run(ctx) })
+	if l, ok := g.Trust.Limits.(interface{ Run(context.Context) error }); ok {
+		eg.Go(func() error { return l.Run(ctx) }) // settles the shared rate limits
+	}
 	return eg.Wait()
 }
 

@@ -1,13 +1,66 @@
 package ratelimit_test
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventsync/eventsync/pkg/natstest"
+	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
+
+// limiter is what Limiter and Shared both do.
+type limiter interface {
+	Allow(key string, r ratelimit.Rate, n int) (ok bool, retryAfter time.Duration)
+}
+
+// implementation makes a limiter with the given default and options.
+type implementation struct {
+	name string
+	new  func(t *testing.T, def ratelimit.Rate, opts ...ratelimit.Option) limiter
+}
+
+// implementations are the in-memory Limiter and a lone Shared on a real
+// JetStream bucket: one instance of Shared must answer as Limiter does.
+// The server, started on first use, lasts as long as the test t.
+func implementations(parent *testing.T) []implementation {
+	var (
+		once sync.Once
+		js   jetstream.JetStream
+		n    atomic.Int64
+	)
+	return []implementation{
+		{"memory", func(_ *testing.T, def ratelimit.Rate, opts ...ratelimit.Option) limiter {
+			return ratelimit.New(def, opts...)
+		}},
+		{"shared", func(t *testing.T, def ratelimit.Rate, opts ...ratelimit.Option) limiter {
+			once.Do(func() { js = newJetStream(parent, natstest.Start(parent)) })
+			// A bucket of its own for every limiter.
+			cfg := stream.RateLimitConfig(stream.Config{})
+			cfg.Bucket += strconv.FormatInt(n.Add(1), 10)
+			kv, err := js.CreateKeyValue(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ratelimit.NewShared(kv, def, opts...)
+		}},
+	}
+}
+
+// newJetStream connects to ns.
+func newJetStream(t *testing.T, ns *natstest.Server) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(ns.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
 
 // clock is a settable time source.
 type clock struct {
@@ -175,18 +228,20 @@ func TestAllow(t *testing.T) {
 			},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := newClock()
-			l := ratelimit.New(tt.def, ratelimit.WithClock(c.now))
-			for i, s := range tt.steps {
-				c.advance(s.advance)
-				ok, retry := l.Allow(s.key, s.rate, s.n)
-				if ok != s.ok || retry != s.retry {
-					t.Fatalf("step %d: Allow(%q, %+v, %d) = %v, %v; want %v, %v", i, s.key, s.rate, s.n, ok, retry, s.ok, s.retry)
+	for _, impl := range implementations(t) {
+		for _, tt := range tests {
+			t.Run(impl.name+"/"+tt.name, func(t *testing.T) {
+				c := newClock()
+				l := impl.new(t, tt.def, ratelimit.WithClock(c.now))
+				for i, s := range tt.steps {
+					c.advance(s.advance)
+					ok, retry := l.Allow(s.key, s.rate, s.n)
+					if ok != s.ok || retry != s.retry {
+						t.Fatalf("step %d: Allow(%q, %+v, %d) = %v, %v; want %v, %v", i, s.key, s.rate, s.n, ok, retry, s.ok, s.retry)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -220,21 +275,25 @@ func TestAllowEvictsIdleBuckets(t *testing.T) {
 }
 
 func TestAllowConcurrent(t *testing.T) {
-	c := newClock()
-	l := ratelimit.New(ratelimit.Rate{PerSecond: 1, Burst: 500}, ratelimit.WithClock(c.now))
-	var passed atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 100 {
-				if ok, _ := l.Allow("a", ratelimit.Rate{}, 1); ok {
-					passed.Add(1)
-				}
+	for _, impl := range implementations(t) {
+		t.Run(impl.name, func(t *testing.T) {
+			c := newClock()
+			l := impl.new(t, ratelimit.Rate{PerSecond: 1, Burst: 500}, ratelimit.WithClock(c.now))
+			var passed atomic.Int64
+			var wg sync.WaitGroup
+			for range 8 {
+				wg.Go(func() {
+					for range 100 {
+						if ok, _ := l.Allow("a", ratelimit.Rate{}, 1); ok {
+							passed.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if got := passed.Load(); got != 500 {
+				t.Errorf("%d of 800 concurrent Allow(a, 1) passed; want 500 (the burst)", got)
 			}
 		})
-	}
-	wg.Wait()
-	if got := passed.Load(); got != 500 {
-		t.Errorf("%d of 800 concurrent Allow(a, 1) passed; want 500 (the burst)", got)
 	}
 }
