@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/services/ingest/internal/auth"
 )
 
 // Mount adds the ingest endpoints to r.
@@ -31,7 +32,9 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		dryRun := validateOnly
 		// Who is asking comes first: anonymous clients get no body parsed.
-		p, err := s.authenticate(r.Context(), r.Header.Get("Authorization"))
+		// Failed authentications are counted per client address.
+		ctx := auth.WithRemote(r.Context(), r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+		p, err := s.authenticate(ctx, r.Header.Get("Authorization"))
 		if err != nil {
 			problem.Write(w, s.reject(err))
 			return

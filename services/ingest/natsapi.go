@@ -111,7 +111,12 @@ func (s *Service) respondError(req micro.Request, err error) {
 		s.log.Error("ingest nats request", "err", err)
 		p = problem.New(500, "internal", "")
 	}
-	if err := req.Error(strconv.Itoa(p.Status), p.Title, problem.Marshal(p)); err != nil {
+	var opts []micro.RespondOpt
+	if p.RetryAfter > 0 {
+		secs := strconv.Itoa(int((p.RetryAfter + time.Second - 1) / time.Second))
+		opts = append(opts, micro.WithHeaders(micro.Headers{"Retry-After": {secs}}))
+	}
+	if err := req.Error(strconv.Itoa(p.Status), p.Title, problem.Marshal(p), opts...); err != nil {
 		s.log.Warn("respond to nats request", "err", err)
 	}
 }

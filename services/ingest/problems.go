@@ -50,8 +50,13 @@ func toProblem(err error) *problem.Problem {
 // authProblem answers an authentication failure: 403 for a disabled
 // producer whose credentials were right, else 401 with the challenge.
 func authProblem(e *auth.Error) *problem.Problem {
-	if errors.Is(e, auth.ErrDisabled) {
+	switch {
+	case errors.Is(e, auth.ErrDisabled):
 		return problem.New(http.StatusForbidden, "forbidden", e.Detail)
+	case errors.Is(e, auth.ErrThrottled):
+		p := problem.New(http.StatusTooManyRequests, "throttled", e.Detail)
+		p.RetryAfter = e.RetryAfter
+		return p
 	}
 	p := problem.New(http.StatusUnauthorized, "unauthenticated", e.Detail)
 	p.Challenge = e.Challenge
