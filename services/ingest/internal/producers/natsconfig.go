@@ -28,9 +28,9 @@ func natsConfig(ps []*producer.Producer, owners map[string]string, direct bool) 
 # a bcrypt hash). Producers connect with nats.UserInfo(id, password) and the
 # inbox prefix "_INBOX.<id>" (nats.CustomInboxPrefix).
 #
-# EventSync's own services need a user with full permissions as well; add
-# one to the list, e.g. {user: "eventsync", password: "<bcrypt hash>"}
-# (bcrypt hashes: nats server passwd).
+# EventSync's own services have their own users with least permissions:
+# merge these users into the ones of deploy/k8s/base/nats-users.conf and
+# reload the server.
 `)
 	if direct {
 		b.WriteString("#\n# Direct publishing is on: events published to events.> skip ingest's\n# schemas and rate limits.\n")
