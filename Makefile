@@ -24,7 +24,7 @@ test:
 	$(MAKE) fuzz
 
 # Fuzz targets as package:Target; go test fuzzes one target per run.
-FUZZ     := pkg/event:FuzzParseBody pkg/event:FuzzParseBodyRoundTrip pkg/subject:FuzzValidatePattern pkg/subject:FuzzSplitTag pkg/subject:FuzzRegexp services/ingest/internal/auth:FuzzParseAuthorization
+FUZZ     := pkg/event:FuzzParseBody pkg/event:FuzzParseBodyRoundTrip pkg/subject:FuzzValidatePattern pkg/subject:FuzzSplitTag pkg/subject:FuzzRegexp pkg/auth:FuzzParseAuthorization
 # A number of executions rather than a duration: when a -fuzztime duration
 # runs out while the fuzzer minimizes a new input, go test reports
 # "context deadline exceeded" as a failure. 20000 runs take 2-5 s a target.

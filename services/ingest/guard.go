@@ -14,8 +14,8 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/services/ingest/internal/producers"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"

@@ -15,7 +15,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // Mount adds the ingest endpoints to r.

@@ -15,7 +15,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // Run serves the NATS request path (subject eventsync.ingest, a NATS micro

@@ -1,6 +1,6 @@
 package ingest
 
-import "github.com/eventsync/eventsync/services/ingest/internal/producer"
+import "github.com/eventsync/eventsync/pkg/producer"
 
 // NATSUser is the NATS user of one enabled producer (see NATSUsers).
 type NATSUser = producer.NATSUser

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // coveringOwner returns the claim of another producer that covers

@@ -11,7 +11,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // treeOwners is an in-memory owners table that answers claims the way the

@@ -7,7 +7,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // toProblem returns the problem an error of the ingest path is answered

@@ -10,7 +10,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
+	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 func TestToProblem(t *testing.T) {

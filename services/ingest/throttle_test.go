@@ -15,8 +15,8 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/services/ingest/internal/auth"
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // countingDirectory knows one producer and counts password checks, each a

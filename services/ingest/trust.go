@@ -10,7 +10,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // fakeDirectory is an in-memory directory with real bcrypt hashes.

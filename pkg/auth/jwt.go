@@ -10,7 +10,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // GrantType is the only gty claim accepted; a token may also omit it.

@@ -36,7 +36,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/eventsync/eventsync/services/ingest/internal/producer"
+	"github.com/eventsync/eventsync/pkg/producer"
 )
 
 // Defaults of Config.
