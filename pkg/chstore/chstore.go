@@ -156,6 +156,11 @@ func (s *Store) Events(ctx context.Context, f eventstore.Filter) ([]event.Event,
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
 	}
+	if f.Allowed != nil && len(f.Allowed) == 0 {
+		// The caller may read nothing. The condition says so too, but the
+		// seq windows would still scan the whole range to find no row.
+		return []event.Event{}, nil
+	}
 	ctx = queryContext(ctx)
 
 	table := tableEvents
@@ -276,6 +281,14 @@ func conditions(f eventstore.Filter) ([]string, []any, error) {
 		}
 		add("match(tag, ?)", re)
 	}
+	if f.Allowed != nil {
+		cond, condArgs, err := allowedCondition(f.Allowed)
+		if err != nil {
+			return nil, nil, err
+		}
+		where = append(where, cond)
+		args = append(args, condArgs...)
+	}
 	if f.Source != "" {
 		add("source = ?", f.Source)
 	}
@@ -289,6 +302,26 @@ func conditions(f eventstore.Filter) ([]string, []any, error) {
 		add("ts < ?", f.To.UnixMicro())
 	}
 	return where, args, nil
+}
+
+// allowedCondition returns the condition that a row's tag matches one of the
+// allowed patterns (eventstore.Filter.Allowed, not nil), with its arguments:
+// one bound regular expression per pattern.
+func allowedCondition(allowed []string) (string, []any, error) {
+	if len(allowed) == 0 {
+		return "0", nil, nil
+	}
+	conds := make([]string, len(allowed))
+	args := make([]any, len(allowed))
+	for i, p := range allowed {
+		re, err := subject.Regexp(p) // validates p with subject.ValidatePattern
+		if err != nil {
+			return "", nil, fmt.Errorf("allowed pattern %q: %w", p, err)
+		}
+		conds[i] = "match(tag, ?)"
+		args[i] = re
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
 // Event returns the event with id; if the id was stored under several seqs,
@@ -350,6 +383,17 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 		}
 		q += " AND match(tag, ?)"
 		args = append(args, re)
+	}
+	if f.Allowed != nil {
+		if len(f.Allowed) == 0 {
+			return nil, nil // the caller may read nothing
+		}
+		cond, condArgs, err := allowedCondition(f.Allowed)
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		q += " AND " + cond
+		args = append(args, condArgs...)
 	}
 	q += " GROUP BY bucket, tag ORDER BY bucket, tag"
 	rows, err := s.conn.Query(queryContext(ctx), q, args...)

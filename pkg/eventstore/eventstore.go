@@ -7,10 +7,12 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/subject"
 )
 
 // Sentinel errors returned by stores.
@@ -35,13 +37,15 @@ const (
 	ByTime
 )
 
-// Filter selects stored events. Zero fields do not filter.
+// Filter selects stored events. Zero fields do not filter; the fields
+// combine with AND.
 type Filter struct {
-	After       uint64 // seq > After
-	Through     uint64 // seq <= Through; 0 means no upper bound
-	Category    string // exact category
-	Code        string // exact code
-	TagPattern  string // NATS-style tag pattern, validated by package subject
+	After       uint64   // seq > After
+	Through     uint64   // seq <= Through; 0 means no upper bound
+	Category    string   // exact category
+	Code        string   // exact code
+	TagPattern  string   // NATS-style tag pattern, validated by package subject
+	Allowed     []string // tag patterns the caller may read; nil: no restriction; an empty non-nil slice: nothing
 	SessionID   string
 	Source      string
 	MinSeverity event.Severity // severity >= MinSeverity
@@ -61,12 +65,28 @@ const (
 	Day
 )
 
-// StatsFilter selects what Stats counts.
+// StatsFilter selects what Stats counts. Its fields combine with AND.
 type StatsFilter struct {
 	From       time.Time // inclusive; required
 	To         time.Time // exclusive; required
 	Bucket     Bucket
-	TagPattern string // optional NATS-style tag pattern
+	TagPattern string   // optional NATS-style tag pattern
+	Allowed    []string // tag patterns the caller may read; nil: no restriction; an empty non-nil slice: nothing
+}
+
+// Allows reports whether a caller restricted to the tag patterns allowed
+// (as in Filter.Allowed) may read an event with this tag: always for nil,
+// otherwise when some pattern matches the tag. An invalid pattern matches
+// nothing. Store.Event does not filter, so callers use Allows to answer an
+// event outside their patterns as not found.
+func Allows(allowed []string, tag string) bool {
+	if allowed == nil {
+		return true
+	}
+	return slices.ContainsFunc(allowed, func(p string) bool {
+		// For a valid pattern and a literal tag, covering is matching.
+		return subject.ValidatePattern(p) == nil && subject.Covers(p, tag)
+	})
 }
 
 // Count is the number of events with one tag in one time bucket.

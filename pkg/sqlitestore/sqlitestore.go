@@ -258,6 +258,14 @@ func (s *Store) Events(ctx context.Context, f eventstore.Filter) ([]event.Event,
 		}
 		add("tag REGEXP ?", re)
 	}
+	if f.Allowed != nil {
+		cond, condArgs, err := allowedCondition(f.Allowed)
+		if err != nil {
+			return nil, fmt.Errorf("events: %w", err)
+		}
+		where = append(where, cond)
+		args = append(args, condArgs...)
+	}
 	if f.SessionID != "" {
 		// "session_id != ''" lets SQLite use the partial index.
 		where = append(where, "session_id != ''")
@@ -336,16 +344,28 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	// The pattern is matched once per group (HAVING), not once per row.
+	// Patterns are matched once per group (HAVING), not once per row.
 	q := `SELECT (ts - ((ts % ?) + ?) % ?) AS bucket, tag, count(*) FROM events WHERE ts >= ? AND ts < ? GROUP BY bucket, tag`
 	args := []any{width, width, width, f.From.UnixMicro(), f.To.UnixMicro()}
+	var having []string
 	if f.TagPattern != "" {
 		re, err := subject.Regexp(f.TagPattern)
 		if err != nil {
 			return nil, fmt.Errorf("stats: tag pattern %q: %w", f.TagPattern, err)
 		}
-		q += ` HAVING tag REGEXP ?`
+		having = append(having, `tag REGEXP ?`)
 		args = append(args, re)
+	}
+	if f.Allowed != nil {
+		cond, condArgs, err := allowedCondition(f.Allowed)
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		having = append(having, cond)
+		args = append(args, condArgs...)
+	}
+	if len(having) > 0 {
+		q += ` HAVING ` + strings.Join(having, " AND ")
 	}
 	q += ` ORDER BY bucket, tag`
 	rows, err := s.db.QueryContext(ctx, q, args...)
@@ -369,6 +389,26 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 		return nil, wrap("stats", err)
 	}
 	return out, nil
+}
+
+// allowedCondition returns the condition that a row's tag matches one of the
+// allowed patterns (eventstore.Filter.Allowed, not nil), with its arguments:
+// one bound regular expression per pattern.
+func allowedCondition(allowed []string) (string, []any, error) {
+	if len(allowed) == 0 {
+		return "0", nil, nil
+	}
+	conds := make([]string, len(allowed))
+	args := make([]any, len(allowed))
+	for i, p := range allowed {
+		re, err := subject.Regexp(p) // validates p with subject.ValidatePattern
+		if err != nil {
+			return "", nil, fmt.Errorf("allowed pattern %q: %w", p, err)
+		}
+		conds[i] = "tag REGEXP ?"
+		args[i] = re
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
 // Ping checks that the database file can be read.

@@ -29,6 +29,7 @@ func reference(events []event.Event, f eventstore.Filter) []event.Event {
 			f.Category != "" && e.Category != f.Category,
 			f.Code != "" && e.Code != f.Code,
 			re != nil && !re.MatchString(e.Tag),
+			!eventstore.Allows(f.Allowed, e.Tag),
 			f.SessionID != "" && e.SessionID != f.SessionID,
 			f.Source != "" && e.Source != f.Source,
 			e.Severity < f.MinSeverity,
@@ -76,7 +77,8 @@ func referenceStats(events []event.Event, f eventstore.StatsFilter) []eventstore
 	}
 	counts := map[key]uint64{}
 	for _, e := range events {
-		if e.Timestamp.Before(f.From) || !e.Timestamp.Before(f.To) || (re != nil && !re.MatchString(e.Tag)) {
+		if e.Timestamp.Before(f.From) || !e.Timestamp.Before(f.To) || (re != nil && !re.MatchString(e.Tag)) ||
+			!eventstore.Allows(f.Allowed, e.Tag) {
 			continue
 		}
 		// Truncate counts from the zero time, which is midnight UTC, so it

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("InvalidFilter", func(t *testing.T) { testInvalidFilter(t, open(t)) })
 	t.Run("Event", func(t *testing.T) { testEvent(t, open(t)) })
 	t.Run("Stats", func(t *testing.T) { testStats(t, open(t)) })
+	t.Run("Allowed", func(t *testing.T) { testAllowed(t, open(t)) })
 	t.Run("Duplicates", func(t *testing.T) { testDuplicates(t, open(t)) })
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open(t)) })
 	t.Run("Cursor", func(t *testing.T) { testCursor(t, open(t)) })
@@ -249,6 +251,18 @@ func testInvalidFilter(t *testing.T, b Backend) {
 		{"bad pattern", eventstore.Filter{TagPattern: "A.>.B", Limit: 10}},
 		{"bad pattern chars", eventstore.Filter{TagPattern: "A'; DROP TABLE events; --", Limit: 10}},
 	}
+	for i, allowed := range badAllowed {
+		tests = append(tests,
+			struct {
+				name string
+				f    eventstore.Filter
+			}{fmt.Sprintf("bad allowed %d", i), eventstore.Filter{Allowed: allowed, Limit: 10}},
+			struct {
+				name string
+				f    eventstore.Filter
+			}{fmt.Sprintf("bad allowed %d with category", i), eventstore.Filter{Allowed: allowed, Category: "DATABASE", Order: eventstore.BySeqDesc, Limit: 10}},
+		)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := b.Events(t.Context(), tt.f)
@@ -264,10 +278,220 @@ func testInvalidFilter(t *testing.T, b Backend) {
 	if err == nil {
 		t.Errorf("Stats with pattern %q = nil error; want an error", "A..B")
 	}
+	for _, allowed := range badAllowed {
+		_, err := b.Stats(t.Context(), eventstore.StatsFilter{From: base(), To: base().Add(time.Hour), Allowed: allowed})
+		if err == nil || errors.Is(err, eventstore.ErrUnavailable) {
+			t.Errorf("Stats with Allowed %q = %v; want an error that is not ErrUnavailable", allowed, err)
+		}
+	}
 	_, err = b.Stats(t.Context(), eventstore.StatsFilter{From: base(), To: base().Add(time.Hour), Bucket: eventstore.Bucket(99)})
 	if err == nil {
 		t.Errorf("Stats with bucket 99 = nil error; want an error")
 	}
+}
+
+// badAllowed are Allowed lists with an invalid pattern, which stores refuse.
+var badAllowed = [][]string{
+	{"A.>.B"},
+	{"DATABASE.>", ""},
+	{"DATABASE.>", "A'; DROP TABLE events; --"},
+	{"DATABASE.>", "A..B"},
+}
+
+// testAllowed checks Filter.Allowed and StatsFilter.Allowed: a caller sees,
+// pages through and counts only the events whose tags its patterns match.
+func testAllowed(t *testing.T, b Backend) {
+	all := generate(10, 3, 600)
+	insert(t, b, all[:250])
+	insert(t, b, all[250:])
+	mid := all[300].Seq
+	db := []string{"DATABASE.>"}
+
+	// Filters that select nothing; every other case must select something.
+	none := map[string]bool{
+		"empty": true, "empty desc": true, "empty by time": true, "empty category": true,
+		"empty session": true, "empty pattern": true, "empty after": true,
+		"database and network pattern": true, "database and network category": true,
+		"unknown tags": true,
+	}
+	// Filters whose Allowed does not change the result.
+	unrestricting := map[string]bool{"nil": true, "everything": true, "database and database category": true}
+	tests := []struct {
+		name string
+		f    eventstore.Filter
+	}{
+		{"nil", eventstore.Filter{Allowed: nil, Limit: 1000}},
+		{"everything", eventstore.Filter{Allowed: []string{">"}, Limit: 1000}},
+		{"empty", eventstore.Filter{Allowed: []string{}, Limit: 1000}},
+		{"empty desc", eventstore.Filter{Allowed: []string{}, Order: eventstore.BySeqDesc, Limit: 10}},
+		{"empty by time", eventstore.Filter{Allowed: []string{}, Order: eventstore.ByTime, Limit: 10}},
+		{"empty category", eventstore.Filter{Allowed: []string{}, Category: "DATABASE", Limit: 1000}},
+		{"empty session", eventstore.Filter{Allowed: []string{}, SessionID: "sess-a", Limit: 1000}},
+		{"empty pattern", eventstore.Filter{Allowed: []string{}, TagPattern: ">", Limit: 1000}},
+		{"empty after", eventstore.Filter{Allowed: []string{}, After: mid, Limit: 1000}},
+		{"database", eventstore.Filter{Allowed: db, Limit: 1000}},
+		{"database limit", eventstore.Filter{Allowed: db, Limit: 7}},
+		{"database after", eventstore.Filter{Allowed: db, After: mid, Limit: 1000}},
+		{"database after between seqs limit", eventstore.Filter{Allowed: db, After: mid + 1, Limit: 9}},
+		{"database after through", eventstore.Filter{Allowed: db, After: 100, Through: mid, Limit: 1000}},
+		{"database desc", eventstore.Filter{Allowed: db, Order: eventstore.BySeqDesc, Limit: 1000}},
+		{"database desc limit", eventstore.Filter{Allowed: db, Order: eventstore.BySeqDesc, Limit: 5}},
+		{"database desc through limit", eventstore.Filter{Allowed: db, Order: eventstore.BySeqDesc, Through: mid, Limit: 6}},
+		{"database by time limit", eventstore.Filter{Allowed: db, Order: eventstore.ByTime, Limit: 11}},
+		{"database and pattern", eventstore.Filter{Allowed: db, TagPattern: "*.TIMEOUT", Limit: 1000}},
+		{"database and star pattern desc limit", eventstore.Filter{Allowed: db, TagPattern: "*.*", Order: eventstore.BySeqDesc, Limit: 8}},
+		{"database and network pattern", eventstore.Filter{Allowed: db, TagPattern: "NETWORK.*", Limit: 1000}},
+		{"database and database category", eventstore.Filter{Allowed: db, Category: "DATABASE", Limit: 1000}},
+		{"database and network category", eventstore.Filter{Allowed: db, Category: "NETWORK", Limit: 1000}},
+		{"database and code", eventstore.Filter{Allowed: db, Code: "STARTED", Limit: 1000}},
+		{"database and session", eventstore.Filter{Allowed: db, SessionID: "sess-a", Order: eventstore.ByTime, Limit: 1000}},
+		{"database and session desc limit", eventstore.Filter{Allowed: db, SessionID: "sess-b", Order: eventstore.BySeqDesc, Limit: 3}},
+		{"database and source", eventstore.Filter{Allowed: db, Source: "cron", After: 100, Limit: 1000}},
+		{"database and time", eventstore.Filter{Allowed: db, From: base().Add(6 * time.Hour), To: base().Add(30 * time.Hour), Order: eventstore.ByTime, Limit: 1000}},
+		{"two patterns", eventstore.Filter{Allowed: []string{"DATABASE.>", "TEST.*"}, Limit: 1000}},
+		{"two patterns desc limit", eventstore.Filter{Allowed: []string{"TEST.*", "DATABASE.>"}, Order: eventstore.BySeqDesc, Limit: 13}},
+		{"two overlapping patterns", eventstore.Filter{Allowed: []string{"*.TIMEOUT", "NETWORK.>"}, Limit: 1000}},
+		{"two patterns and pattern", eventstore.Filter{Allowed: []string{"AUTH.STARTED", "TEST.>"}, TagPattern: "*.*", Limit: 1000}},
+		{"two patterns and category after", eventstore.Filter{Allowed: []string{"AUTH.STARTED", "TEST.>"}, Category: "AUTH", After: mid, Limit: 1000}},
+		{"multi-token category", eventstore.Filter{Allowed: []string{"TEST.unit.*"}, Limit: 1000}},
+		{"gt below category", eventstore.Filter{Allowed: []string{"TEST.>"}, Order: eventstore.ByTime, Limit: 1000}},
+		{"literal", eventstore.Filter{Allowed: []string{"AUTH.STARTED"}, Limit: 1000}},
+		{"unknown tags", eventstore.Filter{Allowed: []string{"NOPE.>", "database.*"}, Limit: 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := reference(all, tt.f)
+			if (len(want) == 0) != none[tt.name] {
+				t.Fatalf("bad test case: the reference selects %d events", len(want))
+			}
+			unrestricted := tt.f
+			unrestricted.Allowed = nil
+			if changes := !slices.Equal(seqs(want), seqs(reference(all, unrestricted))); changes == unrestricting[tt.name] {
+				t.Fatalf("bad test case: Allowed changes the result: %v; want %v", changes, !changes)
+			}
+			got, err := b.Events(t.Context(), tt.f)
+			if err != nil {
+				t.Fatalf("Events(%+v) = %v", tt.f, err)
+			}
+			for _, e := range got {
+				if !eventstore.Allows(tt.f.Allowed, e.Tag) {
+					t.Errorf("Events(%+v) returned seq %d with tag %s", tt.f, e.Seq, e.Tag)
+				}
+			}
+			if diff := cmp.Diff(seqs(want), seqs(got)); diff != "" {
+				t.Fatalf("Events(%+v) seqs mismatch (-want +got):\n%s", tt.f, diff)
+			}
+			if diff := cmp.Diff(want, got, cmpEvents()); diff != "" {
+				t.Errorf("Events(%+v) mismatch (-want +got):\n%s", tt.f, diff)
+			}
+		})
+	}
+
+	// Paging with a cursor visits exactly the allowed events, in order.
+	pages := []struct {
+		name string
+		f    eventstore.Filter // the first page; After or Through moves
+	}{
+		{"database", eventstore.Filter{Allowed: db, Limit: 7}},
+		{"database through", eventstore.Filter{Allowed: db, Through: all[len(all)-1].Seq, Limit: 5}},
+		{"database pattern", eventstore.Filter{Allowed: db, TagPattern: "*.CONNECTION_LOST", Limit: 4}},
+		{"database category", eventstore.Filter{Allowed: db, Category: "DATABASE", Limit: 6}},
+		{"database session", eventstore.Filter{Allowed: db, SessionID: "sess-a", Limit: 2}},
+		{"database desc", eventstore.Filter{Allowed: db, Order: eventstore.BySeqDesc, Limit: 7}},
+		{"two patterns", eventstore.Filter{Allowed: []string{"DATABASE.>", "*.TIMEOUT"}, Limit: 10}},
+		{"two patterns desc", eventstore.Filter{Allowed: []string{"DATABASE.>", "*.TIMEOUT"}, Order: eventstore.BySeqDesc, Limit: 9}},
+	}
+	for _, tt := range pages {
+		t.Run("pages "+tt.name, func(t *testing.T) {
+			whole := tt.f
+			whole.Limit = len(all)
+			want := seqs(reference(all, whole))
+			if len(want) <= 2*tt.f.Limit {
+				t.Fatalf("bad test case: %d events fit in three pages of %d", len(want), tt.f.Limit)
+			}
+			got := pageThrough(t, b, tt.f, len(all))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("paging %+v seqs mismatch (-want +got):\n%s", tt.f, diff)
+			}
+		})
+	}
+
+	t.Run("stats", func(t *testing.T) {
+		from, to := base().Add(-24*time.Hour), base().Add(96*time.Hour)
+		stats := []struct {
+			name  string
+			f     eventstore.StatsFilter
+			empty bool
+		}{
+			{"nil", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Day}, false},
+			{"empty", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Day, Allowed: []string{}}, true},
+			{"empty pattern", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Hour, TagPattern: ">", Allowed: []string{}}, true},
+			{"database hour", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Hour, Allowed: db}, false},
+			{"database day", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Day, Allowed: db}, false},
+			{"database and pattern", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Day, TagPattern: "*.TIMEOUT", Allowed: db}, false},
+			{"database and network pattern", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Day, TagPattern: "NETWORK.*", Allowed: db}, true},
+			{"two patterns", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Hour, Allowed: []string{"TEST.>", "AUTH.STARTED"}}, false},
+			{"two patterns and pattern", eventstore.StatsFilter{From: from, To: to, Bucket: eventstore.Minute, TagPattern: "*.*", Allowed: []string{"TEST.>", "AUTH.STARTED"}}, false},
+		}
+		for _, tt := range stats {
+			t.Run(tt.name, func(t *testing.T) {
+				want := referenceStats(all, tt.f)
+				if (len(want) == 0) != tt.empty {
+					t.Fatalf("bad test case: the reference counts %d groups", len(want))
+				}
+				unrestricted := tt.f
+				unrestricted.Allowed = nil
+				if tt.f.Allowed != nil && cmp.Equal(want, referenceStats(all, unrestricted)) {
+					t.Fatalf("bad test case: Allowed does not change the counts")
+				}
+				got, err := b.Stats(t.Context(), tt.f)
+				if err != nil {
+					t.Fatalf("Stats(%+v) = %v", tt.f, err)
+				}
+				if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("Stats(%+v) mismatch (-want +got):\n%s", tt.f, diff)
+				}
+			})
+		}
+	})
+}
+
+// pageThrough reads every event selected by f page by page, moving After
+// (ascending orders) or Through (BySeqDesc) past the last event of each
+// page, as an API cursor does, and returns the seqs read. Every page must
+// hold only tags f.Allowed allows. It gives up after maxPages pages.
+func pageThrough(t *testing.T, b Backend, f eventstore.Filter, maxPages int) []uint64 {
+	t.Helper()
+	var got []uint64
+	for range maxPages {
+		page, err := b.Events(t.Context(), f)
+		if err != nil {
+			t.Fatalf("Events(%+v) = %v", f, err)
+		}
+		for _, e := range page {
+			if !eventstore.Allows(f.Allowed, e.Tag) {
+				t.Fatalf("Events(%+v) returned seq %d with tag %s", f, e.Seq, e.Tag)
+			}
+		}
+		if len(page) > f.Limit {
+			t.Fatalf("Events(%+v) = %d events; want at most %d", f, len(page), f.Limit)
+		}
+		if len(page) == 0 {
+			return got
+		}
+		got = append(got, seqs(page)...)
+		lastSeq := page[len(page)-1].Seq
+		if f.Order == eventstore.BySeqDesc {
+			if lastSeq <= 1 {
+				return got
+			}
+			f.Through = lastSeq - 1
+		} else {
+			f.After = lastSeq
+		}
+	}
+	t.Fatalf("paging %+v did not end after %d pages", f, maxPages)
+	return nil
 }
 
 func testEvent(t *testing.T, b Backend) {
@@ -372,6 +596,8 @@ func testDuplicates(t *testing.T, b Backend) {
 		{TagPattern: "*.STARTED", Limit: 1000},
 		{From: base(), To: base().Add(10 * time.Hour), Order: eventstore.ByTime, Limit: 1000},
 		{Source: "api", Limit: 1000},
+		{Allowed: []string{"NETWORK.*", "AUTH.>"}, Limit: 1000},
+		{Allowed: []string{"NETWORK.*"}, Category: "NETWORK", Order: eventstore.ByTime, Limit: 1000},
 	}
 	for _, f := range filters {
 		want := reference(all, f)
@@ -518,6 +744,24 @@ func testCursor(t *testing.T, b Backend) {
 			t.Errorf("paged seqs mismatch (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("allowed pages", func(t *testing.T) {
+		allowed := []string{"NETWORK.*", "TEST.unit.>"}
+		var want []uint64
+		for _, e := range all {
+			if e.Category == "NETWORK" || e.Category == "TEST.unit" {
+				want = append(want, e.Seq)
+			}
+		}
+		got := pageThrough(t, b, eventstore.Filter{Allowed: allowed, Limit: 1000}, n)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("paged seqs mismatch (-want +got):\n%s", diff)
+		}
+		slices.Reverse(want)
+		got = pageThrough(t, b, eventstore.Filter{Allowed: allowed, Through: last, Order: eventstore.BySeqDesc, Limit: 777}, n)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("descending paged seqs mismatch (-want +got):\n%s", diff)
+		}
+	})
 	t.Run("descending pages", func(t *testing.T) {
 		var got []uint64
 		through := last
@@ -552,6 +796,13 @@ func testCursor(t *testing.T, b Backend) {
 		{"large limit", eventstore.Filter{After: all[100].Seq, Through: last, Limit: 20_000}},
 		{"unbounded after", eventstore.Filter{After: all[n-50].Seq, Limit: 1000}},
 		{"tiny window", eventstore.Filter{After: all[n/3].Seq, Through: all[n/3+2].Seq, Limit: 1000}},
+		// Every rare event is an AUTH event: the allowed ones are sparse,
+		// and with DATABASE.> no event in the whole range is.
+		{"allowed sparse", eventstore.Filter{Allowed: []string{"AUTH.>"}, Source: "rare", Through: last, Limit: 100}},
+		{"allowed sparse desc", eventstore.Filter{Allowed: []string{"AUTH.>"}, Source: "rare", Order: eventstore.BySeqDesc, Limit: 3}},
+		{"allowed none of sparse", eventstore.Filter{Allowed: []string{"DATABASE.>"}, Source: "rare", Limit: 100}},
+		{"allowed none", eventstore.Filter{Allowed: []string{"NOPE.>"}, Through: last, Limit: 10}},
+		{"allowed large limit", eventstore.Filter{Allowed: []string{"DATABASE.>", "TEST.>"}, After: all[100].Seq, Limit: 20_000}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -581,6 +832,10 @@ func testEmpty(t *testing.T, b Backend) {
 	got, err = b.Events(ctx, eventstore.Filter{Order: eventstore.BySeqDesc, Limit: 10})
 	if err != nil || len(got) != 0 {
 		t.Errorf("Events(desc) on an empty store = %d events, %v; want none", len(got), err)
+	}
+	got, err = b.Events(ctx, eventstore.Filter{Allowed: []string{"A.>"}, Order: eventstore.BySeqDesc, Limit: 10})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Events(allowed, desc) on an empty store = %d events, %v; want none", len(got), err)
 	}
 	stats, err := b.Stats(ctx, eventstore.StatsFilter{From: base(), To: base().Add(time.Hour)})
 	if err != nil || len(stats) != 0 {
