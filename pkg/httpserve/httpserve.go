@@ -106,6 +106,9 @@ func ListenWith(addr string, h http.Handler, o Options) (*Server, error) {
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Close releases the listener of a server that will not Run.
+func (s *Server) Close() error { return s.ln.Close() }
+
 // Run serves until ctx is done, then stops accepting requests and waits up
 // to the shutdown timeout for the ones in flight.
 func (s *Server) Run(ctx context.Context) error {
@@ -168,8 +171,8 @@ func (r *Readiness) Check(ctx context.Context) error {
 	return nil
 }
 
-// MountOps adds /healthz, /readyz and /metrics to r.
-func MountOps(r chi.Router, ready *Readiness, reg *prometheus.Registry) {
+// MountHealth adds /healthz and /readyz to r.
+func MountHealth(r chi.Router, ready *Readiness) {
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -183,6 +186,10 @@ func MountOps(r chi.Router, ready *Readiness, reg *prometheus.Registry) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+}
+
+// MountMetrics adds /metrics to r.
+func MountMetrics(r chi.Router, reg *prometheus.Registry) {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 }
 

@@ -52,7 +52,8 @@ func opsServer(t *testing.T, ready *httpserve.Readiness) string {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	httpserve.MountOps(r, ready, reg)
+	httpserve.MountHealth(r, ready)
+	httpserve.MountMetrics(r, reg)
 	return serve(t, r, httpserve.Options{})
 }
 

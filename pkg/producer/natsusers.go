@@ -40,7 +40,7 @@ func InboxPrefix(producerID string) string { return "_INBOX." + producerID }
 func NATSUsers(ps []*Producer, owners map[string]string, direct bool) []NATSUser {
 	var users []NATSUser
 	for _, p := range ps {
-		if !p.Enabled || p.Credentials.PasswordHash == "" {
+		if !p.Enabled || p.Credentials.PasswordHash == "" || len(p.Tags) == 0 { // a client that does not write has no NATS user
 			continue
 		}
 		u := NATSUser{

@@ -13,13 +13,31 @@ type Producer struct {
 	ID        string    `json:"id"`   // "prd_" + lowercase hex/base32; also the Basic user name and the JWT sub
 	Name      string    `json:"name"` // unique, human-readable
 	Enabled   bool      `json:"enabled"`
-	Tags      []string  `json:"tags"`           // allowed tag patterns (NATS wildcards); default [">"]
-	Owns      []string  `json:"owns,omitempty"` // categories this producer claims (see Owners)
-	Rate      Rate      `json:"rate,omitzero"`  // zero: the configured default
+	Tags      []string  `json:"tags"`            // tag patterns it may write (NATS wildcards); default [">"] unless it has other scopes
+	Scopes    Scopes    `json:"scopes,omitzero"` // what else it may do
+	Owns      []string  `json:"owns,omitempty"`  // categories this producer claims (see Owners)
+	Rate      Rate      `json:"rate,omitzero"`   // zero: the configured default
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen,omitzero"` // updated at most once a minute
 
 	Credentials Credentials `json:"credentials"`
+}
+
+// Scopes are what a client may do besides writing events (its Tags): read
+// events, manage its own webhook subscriptions, manage its own named
+// consumers, each limited to tag patterns; and administer EventSync
+// (clients, schemas, every subscription and consumer), which allows
+// everything.
+type Scopes struct {
+	Read      []string `json:"read,omitempty"`
+	Subscribe []string `json:"subscribe,omitempty"`
+	Consume   []string `json:"consume,omitempty"`
+	Admin     bool     `json:"admin,omitempty"`
+}
+
+// IsZero reports whether s grants nothing.
+func (s Scopes) IsZero() bool {
+	return len(s.Read) == 0 && len(s.Subscribe) == 0 && len(s.Consume) == 0 && !s.Admin
 }
 
 // Rate is a token bucket: PerSecond events per second on average, Burst at

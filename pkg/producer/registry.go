@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/sealed"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
@@ -75,10 +77,11 @@ func (e *ValidationError) Error() string {
 // Spec is what an administrator chooses when creating a producer; the
 // registry generates the id and the credentials.
 type Spec struct {
-	Name string
-	Tags []string // allowed tag patterns; empty: [AnyTag]
-	Rate Rate     // zero: the configured default
-	Owns []string // categories to claim for the producer
+	Name   string
+	Tags   []string // tag patterns it may write; empty: [AnyTag] unless Scopes grant something
+	Scopes Scopes
+	Rate   Rate     // zero: the configured default
+	Owns   []string // categories to claim for the producer
 }
 
 // Option configures a Registry.
@@ -86,6 +89,10 @@ type Option func(*Registry)
 
 // WithClock makes the registry read the time from now.
 func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
+
+// WithKeyring seals the JWT secrets the registry writes with k and opens
+// them when it reads; nil keeps them in clear.
+func WithKeyring(k *sealed.Keyring) Option { return func(r *Registry) { r.keyring = k } }
 
 // WithBcryptCost sets the bcrypt cost of new passwords (default
 // bcrypt.DefaultCost; tests use bcrypt.MinCost).
@@ -96,6 +103,7 @@ func WithBcryptCost(cost int) Option { return func(r *Registry) { r.cost = cost 
 // (Get, ByAPIKey, Owner) is a map read. Changes made on any instance reach
 // every other through the bucket's watch. It is safe for concurrent use.
 type Registry struct {
+	keyring   *sealed.Keyring    // seals JWT secrets at rest (see WithKeyring); not yet applied
 	kv        jetstream.KeyValue // producers
 	okv       jetstream.KeyValue // owners
 	now       func() time.Time
@@ -271,7 +279,7 @@ func (r *Registry) CheckPassword(p *Producer, password string) bool {
 // never available again. Claims in s.Owns are made for it; if another
 // producer owns one, nothing is created and the error is an *OwnedError.
 func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error) {
-	p := Producer{Name: s.Name, Enabled: true, Tags: slices.Clone(s.Tags), Owns: slices.Clone(s.Owns), Rate: s.Rate}
+	p := Producer{Name: s.Name, Enabled: true, Tags: slices.Clone(s.Tags), Scopes: s.Scopes, Owns: slices.Clone(s.Owns), Rate: s.Rate}
 	normalize(&p)
 	if err := validate(&p); err != nil {
 		return Producer{}, Secrets{}, err
@@ -724,7 +732,12 @@ func (r *Registry) unindex(id string) {
 func normalize(p *Producer) {
 	p.Name = strings.TrimSpace(p.Name)
 	if len(p.Tags) == 0 {
-		p.Tags = []string{AnyTag}
+		// A producer writes; a client given other scopes writes only
+		// what it is given.
+		p.Tags = nil
+		if p.Scopes.IsZero() {
+			p.Tags = []string{AnyTag}
+		}
 	}
 	if len(p.Owns) == 0 {
 		p.Owns = nil
@@ -749,6 +762,19 @@ func validate(p *Producer) error {
 	for i, t := range p.Tags {
 		if err := subject.ValidatePattern(t); err != nil {
 			add("/tags/"+strconv.Itoa(i), "%q %v", t, err)
+		}
+	}
+	for _, sc := range []struct {
+		name     string
+		patterns []string
+	}{{"read", p.Scopes.Read}, {"subscribe", p.Scopes.Subscribe}, {"consume", p.Scopes.Consume}} {
+		if len(sc.patterns) > MaxPatterns {
+			add("/scopes/"+sc.name, "must hold at most %d patterns", MaxPatterns)
+		}
+		for i, t := range sc.patterns {
+			if err := subject.ValidatePattern(t); err != nil {
+				add("/scopes/"+sc.name+"/"+strconv.Itoa(i), "%q %v", t, err)
+			}
 		}
 	}
 	if p.Rate.Burst < 0 {
@@ -830,6 +856,9 @@ func fold(name string) string { return strings.ToLower(name) }
 func clone(p Producer) Producer {
 	p.Tags = slices.Clone(p.Tags)
 	p.Owns = slices.Clone(p.Owns)
+	p.Scopes.Read = slices.Clone(p.Scopes.Read)
+	p.Scopes.Subscribe = slices.Clone(p.Scopes.Subscribe)
+	p.Scopes.Consume = slices.Clone(p.Scopes.Consume)
 	p.Credentials.APIKeys = slices.Clone(p.Credentials.APIKeys)
 	return p
 }

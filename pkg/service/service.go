@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/httpserve"
@@ -47,6 +48,9 @@ type Deps struct {
 	JS      jetstream.JetStream
 	Stream  stream.Config    // replicas and limits of every stream and bucket
 	Store   eventstore.Store // nil unless the program has an event store
+	// Gate authenticates every request; parts use its client registry and
+	// authenticator (ingest, for NATS requests) and its tokens (query).
+	Gate    *access.Gate
 	Metrics *prometheus.Registry
 	Log     *slog.Logger
 	Ready   *httpserve.Readiness // parts may add readiness checks in Open
@@ -96,13 +100,15 @@ type Program struct {
 	HTTPAddr string // default listen address
 	// CORSOrigins is the default of --cors-origins.
 	CORSOrigins string
+	// AuthDefault is the default of --auth; empty: Validate settles it.
+	AuthDefault string
 	Parts       []Part
 	Broker      Broker      // nil: a NATS server at --nats-url
 	Store       StoreOpener // nil: the program has no event store
 	// Flags and Validate add program-wide settings and checks (the
 	// all-in-one's exposure rules); both may be nil.
 	Flags    func(fs *conf.Set)
-	Validate func(c Common) error
+	Validate func(c *Common) error
 }
 
 // Common are the settings every program has.
@@ -116,6 +122,10 @@ type Common struct {
 	CORSOrigins     string
 	ShutdownTimeout time.Duration
 	Stream          stream.Config
+	Access          access.Config
+	// MetricsAddr is the listen address of /metrics alone (the ops
+	// listener); empty: /metrics is on HTTPAddr and needs admin scope.
+	MetricsAddr string
 }
 
 // Secret is a setting that logs redacted.
@@ -133,7 +143,8 @@ func (s Secret) LogValue() slog.Value {
 const DefaultShutdownTimeout = 20 * time.Second
 
 func (c *Common) flags(fs *conf.Set, p *Program) {
-	fs.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", p.HTTPAddr, "HTTP listen address (API, /healthz, /readyz, /metrics)")
+	fs.String(&c.HTTPAddr, "http-addr", "HTTP_ADDR", p.HTTPAddr, "HTTP listen address (API, /healthz, /readyz, and /metrics unless --metrics-addr is set)")
+	fs.String(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "", "listen address of an ops listener serving /metrics (and /healthz, /readyz) without credentials; empty: /metrics is on --http-addr and needs admin scope")
 	if p.Broker == nil {
 		fs.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; several, comma-separated, for a cluster")
 		fs.String(&c.NATSUser, "nats-user", "NATS_USER", "", "NATS user of this service (each service has its own, with least permissions); empty: none")
@@ -144,6 +155,7 @@ func (c *Common) flags(fs *conf.Set, p *Program) {
 	fs.String(&c.CORSOrigins, "cors-origins", "CORS_ORIGINS", p.CORSOrigins, "origins browser apps may call the API from, comma-separated; * for any; empty: none")
 	fs.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "how long to finish requests and work in hand on shutdown")
 	c.Stream.Flags(fs)
+	c.Access.Flags(fs, p.AuthDefault)
 }
 
 func (c *Common) validate() error {
@@ -189,6 +201,7 @@ type Process struct {
 	ready   *httpserve.Readiness
 	handler atomic.Pointer[http.Handler]
 	srv     *httpserve.Server
+	ops     *httpserve.Server // /metrics without credentials; nil without --metrics-addr
 	started chan struct{} // closed once every part runs and is ready
 }
 
@@ -219,8 +232,9 @@ func Start(ctx context.Context, p Program, args []string, getenv func(string) st
 	}
 	errs := []error{c.validate()}
 	if p.Validate != nil {
-		errs = append(errs, p.Validate(c))
+		errs = append(errs, p.Validate(&c))
 	}
+	errs = append(errs, c.Access.Validate())
 	for _, part := range p.Parts {
 		errs = append(errs, part.Validate())
 	}
@@ -237,7 +251,8 @@ func Start(ctx context.Context, p Program, args []string, getenv func(string) st
 	}
 	proc := &Process{p: p, common: c, log: log, reg: reg, ready: httpserve.NewReadiness(), started: make(chan struct{})}
 	proc.ready.Waiting("nats")
-	starting := proc.router()
+	// Until the gate is open, only the probes answer.
+	starting := proc.router(nil)
 	starting.HandleFunc("/*", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Unavailable("EventSync is starting; see /readyz", time.Second))
 	})
@@ -245,6 +260,15 @@ func Start(ctx context.Context, p Program, args []string, getenv func(string) st
 	proc.srv, err = httpserve.Listen(c.HTTPAddr, http.HandlerFunc(proc.serveHTTP), c.ShutdownTimeout)
 	if err != nil {
 		return nil, err
+	}
+	if c.MetricsAddr != "" {
+		ops := chi.NewRouter()
+		httpserve.MountHealth(ops, proc.ready)
+		httpserve.MountMetrics(ops, reg)
+		if proc.ops, err = httpserve.Listen(c.MetricsAddr, ops, c.ShutdownTimeout); err != nil {
+			_ = proc.srv.Close()
+			return nil, fmt.Errorf("metrics listener: %w", err)
+		}
 	}
 	return proc, nil
 }
@@ -267,9 +291,10 @@ func (p *Process) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (p *Process) setHandler(h http.Handler) { p.handler.Store(&h) }
 
-// router returns a router behind the middleware stack with the ops
-// endpoints mounted.
-func (p *Process) router() chi.Router {
+// router returns a router behind the middleware stack and the gate with
+// the ops endpoints mounted. Without a gate (while starting) it has the
+// probes only.
+func (p *Process) router(gate *access.Gate) chi.Router {
 	maxBody := int64(httpserve.DefaultMaxBody)
 	for _, part := range p.p.Parts {
 		if m, ok := part.(interface{ MaxBody() int64 }); ok {
@@ -277,7 +302,14 @@ func (p *Process) router() chi.Router {
 		}
 	}
 	r := httpserve.NewRouter(httpserve.StackOptions{Log: p.log, AccessLog: p.common.AccessLog, MaxBody: maxBody, Origins: p.common.Origins()})
-	httpserve.MountOps(r, p.ready, p.reg)
+	httpserve.MountHealth(r, p.ready)
+	if gate == nil {
+		return r
+	}
+	r.Use(gate.Middleware(r))
+	if p.ops == nil {
+		httpserve.MountMetrics(r, p.reg)
+	}
 	return r
 }
 
@@ -293,6 +325,9 @@ func (p *Process) Run(ctx context.Context) error {
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- p.srv.Run(httpCtx) }()
+	if p.ops != nil {
+		go func() { _ = p.ops.Run(httpCtx) }() // a scrape lost on shutdown is harmless
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	// What connect opened, for the shutdown to close: set once, read after
@@ -308,13 +343,20 @@ func (p *Process) Run(ctx context.Context) error {
 		if err != nil || gctx.Err() != nil {
 			return err
 		}
-		r := p.router()
+		r := p.router(d.Gate)
 		for _, part := range p.p.Parts {
 			part.Mount(r)
 		}
 		p.setHandler(r)
+		g.Go(func() error { return d.Gate.Run(gctx) })
 		for _, part := range p.p.Parts {
 			g.Go(func() error { return part.Run(gctx) })
+		}
+		if err := d.Gate.Ready(gctx); err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		for _, part := range p.p.Parts {
 			if w, ok := part.(interface{ Ready(context.Context) error }); ok {
@@ -450,6 +492,11 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 		})
 		p.ready.AddCheck(d.Store.Ping)
 	}
+	p.ready.Waiting("clients")
+	if d.Gate, err = access.Open(ctx, js, p.common.Access, p.common.Stream, p.log); err != nil {
+		return d, cleanup, err
+	}
+	p.log.Info("access", "component", "access", "access", d.Gate.Describe())
 	for _, part := range p.p.Parts {
 		p.ready.Waiting(fmt.Sprintf("opening %T", part))
 		if err := part.Open(ctx, d); err != nil {

@@ -42,5 +42,6 @@ func Buckets(c Config) []jetstream.KeyValueConfig {
 		OwnersConfig(c),
 		SchemasConfig(c),
 		JTIConfig(c),
+		TokensConfig(c),
 	}
 }

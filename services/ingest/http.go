@@ -15,7 +15,6 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // Mount adds the ingest endpoints to r.
@@ -31,10 +30,8 @@ func (s *Service) Mount(r chi.Router) {
 func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		dryRun := validateOnly
-		// Who is asking comes first: anonymous clients get no body parsed.
-		// Failed authentications are counted per client address.
-		ctx := auth.WithRemote(r.Context(), r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
-		p, err := s.authenticate(ctx, r.Header.Get("Authorization"))
+		// The gate authenticated the request before its body was read.
+		p, err := s.producerOf(r.Context())
 		if err != nil {
 			problem.Write(w, s.reject(err))
 			return

@@ -12,10 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
-	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // Run serves the NATS request path (subject eventsync.ingest, a NATS micro

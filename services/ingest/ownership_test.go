@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // treeOwners is an in-memory owners table that answers claims the way the

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -22,24 +21,21 @@ type Part struct {
 	Config Config
 	Guard  GuardConfig
 
-	authDefault string
-	svc         *Service
-	guard       *Guard
+	svc   *Service
+	guard *Guard
 }
 
-// NewPart returns the ingest part; authDefault is the default of --auth
-// (the all-in-one leaves it empty and settles it from its listen
-// addresses, see its Validate).
-func NewPart(authDefault string) *Part { return &Part{authDefault: authDefault} }
+// NewPart returns the ingest part.
+func NewPart() *Part { return &Part{} }
 
 // Flags defines the ingest and trust settings on fs.
 func (p *Part) Flags(fs *conf.Set) {
 	p.Config.Flags(fs)
-	p.Guard.flags(fs, p.authDefault)
+	p.Guard.flags(fs)
 }
 
 // Validate checks the settings before anything connects.
-func (p *Part) Validate() error { return p.Guard.validate() }
+func (p *Part) Validate() error { return nil }
 
 // Open opens the registries and builds the service. Ingest has its own
 // JetStream context: its asynchronous publishes time out after
@@ -49,7 +45,7 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	if err != nil {
 		return err
 	}
-	if p.guard, err = OpenGuard(ctx, js, p.Guard, d.Stream, d.Log); err != nil {
+	if p.guard, err = OpenGuard(ctx, js, d.Gate, p.Guard, d.Stream, d.Log); err != nil {
 		return err
 	}
 	cfg := p.Config
@@ -58,7 +54,6 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	if p.svc, err = New(cfg, d.NC, js, p.guard.Trust, d.Metrics, d.Log); err != nil {
 		return err
 	}
-	d.Log.Info("ingest trust", "component", "ingest", "trust", p.guard.Describe())
 	return nil
 }
 
@@ -79,25 +74,11 @@ func (p *Part) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Ready waits until the registries are loaded, then refuses to run with
-// authentication on and no way to authenticate.
-func (p *Part) Ready(ctx context.Context) error {
-	if err := p.guard.Ready(ctx); err != nil {
-		return err
-	}
-	return p.guard.CheckStartable()
-}
+// Ready waits until the schemas are loaded.
+func (p *Part) Ready(ctx context.Context) error { return p.guard.Ready(ctx) }
 
 // MaxBody is the largest request body ingest accepts (--max-body).
 func (p *Part) MaxBody() int64 { return p.Config.MaxBody }
-
-func (c *GuardConfig) validate() error {
-	switch c.Auth {
-	case AuthProducers, AuthNone:
-		return nil
-	}
-	return fmt.Errorf("auth must be %q or %q, not %q", AuthProducers, AuthNone, c.Auth)
-}
 
 // microVersion is the version the NATS micro service reports: the build's
 // version when it is semantic (v1.2.3 or 1.2.3-rc.1), else 0.0.0 (a

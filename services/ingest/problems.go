@@ -3,11 +3,11 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"net/http"
 
+	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/auth"
 )
 
 // toProblem returns the problem an error of the ingest path is answered
@@ -22,7 +22,7 @@ func toProblem(err error) *problem.Problem {
 	)
 	switch {
 	case errors.As(err, &ae):
-		return authProblem(ae)
+		return access.Problem(ae).(*problem.Problem)
 	case errors.As(err, &p):
 		return p
 	case errors.As(err, &se):
@@ -45,20 +45,4 @@ func toProblem(err error) *problem.Problem {
 		return problem.Unavailable("the event stream did not acknowledge in time; retry with the same ids", retryAfter)
 	}
 	return nil
-}
-
-// authProblem answers an authentication failure: 403 for a disabled
-// producer whose credentials were right, else 401 with the challenge.
-func authProblem(e *auth.Error) *problem.Problem {
-	switch {
-	case errors.Is(e, auth.ErrDisabled):
-		return problem.New(http.StatusForbidden, "forbidden", e.Detail)
-	case errors.Is(e, auth.ErrThrottled):
-		p := problem.New(http.StatusTooManyRequests, "throttled", e.Detail)
-		p.RetryAfter = e.RetryAfter
-		return p
-	}
-	p := problem.New(http.StatusUnauthorized, "unauthenticated", e.Detail)
-	p.Challenge = e.Challenge
-	return p
 }

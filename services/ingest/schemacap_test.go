@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
 

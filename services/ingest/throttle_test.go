@@ -13,10 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // countingDirectory knows one producer and counts password checks, each a

@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )
@@ -19,6 +21,11 @@ import (
 // value. Its failures are *auth.Error (see toProblem).
 type authenticator interface {
 	Authenticate(ctx context.Context, authorization string) (*producer.Producer, error)
+}
+
+// clients finds a registered client by id.
+type clients interface {
+	Get(id string) (*producer.Producer, bool)
 }
 
 // owners knows which producer owns a category and lets one claim it.
@@ -48,17 +55,33 @@ type limiter interface {
 // how fast they may go. A nil Auth turns authentication off (--auth=none):
 // then events carry no producer and only schemas apply.
 type Trust struct {
-	Auth    authenticator
-	Owners  owners    // nil: categories are not owned
-	Schemas validator // nil: no schemas
-	Limits  limiter   // nil: no rate limits
-	Seen    toucher   // nil: last-seen times are not kept
+	Auth    authenticator // for NATS requests; HTTP requests come authenticated by the gate
+	Clients clients       // finds the client the gate authenticated
+	Owners  owners        // nil: categories are not owned
+	Schemas validator     // nil: no schemas
+	Limits  limiter       // nil: no rate limits
+	Seen    toucher       // nil: last-seen times are not kept
 	// ClaimOnFirstWrite makes the first producer to write a category its
 	// owner.
 	ClaimOnFirstWrite bool
 }
 
-// authenticate returns the request's producer, or nil with auth off.
+// producerOf returns the producer the gate authenticated an HTTP request
+// as: nil with authentication off or for the admin token, which write
+// as no producer (no rate limit, no ownership).
+func (s *Service) producerOf(ctx context.Context) (*producer.Producer, error) {
+	pr := access.From(ctx)
+	if pr.ID == "" || pr.ID == access.AdminID || s.trust.Clients == nil {
+		return nil, nil
+	}
+	p, ok := s.trust.Clients.Get(pr.ID)
+	if !ok {
+		return nil, &auth.Error{Detail: "the client was deleted", Challenge: `Basic realm="eventsync"`}
+	}
+	return p, nil
+}
+
+// authenticate returns a NATS request's producer, or nil with auth off.
 func (s *Service) authenticate(ctx context.Context, authorization string) (*producer.Producer, error) {
 	if s.trust.Auth == nil {
 		return nil, nil

@@ -11,10 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 )

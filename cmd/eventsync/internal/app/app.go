@@ -16,6 +16,7 @@ import (
 	"net"
 	"path/filepath"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventstore"
@@ -47,8 +48,8 @@ type settings struct {
 // program returns the all-in-one as a service.Program.
 func program(version string) (service.Program, *broker, *storeOpener) {
 	var s settings
-	in := ingest.NewPart("") // settled by checkExposure
-	b := &broker{settings: &s, guard: &in.Guard, log: slog.New(slog.DiscardHandler)}
+	in := ingest.NewPart()
+	b := &broker{settings: &s, log: slog.New(slog.DiscardHandler)}
 	st := &storeOpener{settings: &s}
 	return service.Program{
 		Name:        "eventsync run",
@@ -62,8 +63,11 @@ func program(version string) (service.Program, *broker, *storeOpener) {
 			fs.String(&s.dataDir, "data-dir", "DATA_DIR", "./data", "where JetStream and the embedded store keep their files")
 			fs.Bool(&s.insecure, "insecure", "INSECURE", false, "allow listening on a non-loopback address (HTTP or NATS) without producer authentication")
 		},
-		Validate: func(c service.Common) error {
-			return errors.Join(checkExposure(c.HTTPAddr, b.addr, &in.Guard, s.insecure), b.validate())
+		// AuthDefault is empty: checkExposure settles it.
+		Validate: func(c *service.Common) error {
+			err := checkExposure(c.HTTPAddr, b.addr, &c.Access, s.insecure)
+			b.auth = c.Access.Auth
+			return errors.Join(err, b.validate())
 		},
 	}, b, st
 }
@@ -150,23 +154,23 @@ func (s *storeOpener) String() string {
 // producers the embedded NATS server requires a user too; without
 // authentication both are open, so it refuses a non-loopback address for
 // either unless told --insecure.
-func checkExposure(httpAddr, natsAddr string, g *ingest.GuardConfig, insecure bool) error {
+func checkExposure(httpAddr, natsAddr string, g *access.Config, insecure bool) error {
 	httpLocal, natsLocal := loopback(httpAddr), loopback(natsAddr)
 	if g.Auth == "" {
-		g.Auth = ingest.AuthProducers
+		g.Auth = access.AuthClients
 		if httpLocal && natsLocal {
-			g.Auth = ingest.AuthNone
+			g.Auth = access.AuthNone
 		}
 	}
-	if insecure || g.Auth != ingest.AuthNone {
+	if insecure || g.Auth != access.AuthNone {
 		return nil
 	}
 	var errs []error
 	if !httpLocal {
-		errs = append(errs, fmt.Errorf("refusing to serve HTTP on %s without authentication: use --auth=producers with ADMIN_TOKEN, a loopback address, or --insecure", httpAddr))
+		errs = append(errs, fmt.Errorf("refusing to serve HTTP on %s without authentication: use --auth=clients with ADMIN_TOKEN, a loopback address, or --insecure", httpAddr))
 	}
 	if !natsLocal {
-		errs = append(errs, fmt.Errorf("refusing to serve the embedded NATS server on %s without authentication: use --auth=producers with ADMIN_TOKEN, a loopback address, or --insecure", natsAddr))
+		errs = append(errs, fmt.Errorf("refusing to serve the embedded NATS server on %s without authentication: use --auth=clients with ADMIN_TOKEN, a loopback address, or --insecure", natsAddr))
 	}
 	return errors.Join(errs...)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/natsembed"
 	"github.com/eventsync/eventsync/services/ingest"
@@ -41,7 +42,7 @@ const NATSPasswordFile = "nats-password"
 // With --auth=none the server is open, as it is on a laptop.
 type broker struct {
 	settings *settings
-	guard    *ingest.GuardConfig // its Auth is settled by the program's Validate
+	auth     string // the auth mode, settled by the program's Validate
 	log      *slog.Logger
 	addr     string
 	sync     string
@@ -59,7 +60,7 @@ func (b *broker) Flags(fs *conf.Set) {
 }
 
 // secured reports whether the server requires a user.
-func (b *broker) secured() bool { return b.guard.Auth == ingest.AuthProducers }
+func (b *broker) secured() bool { return b.auth != access.AuthNone }
 
 // Start starts the embedded server and returns how to connect to it in
 // process.
@@ -88,7 +89,7 @@ func (b *broker) Start(context.Context) (string, []nats.Option, error) {
 	}
 	opts := []nats.Option{nats.InProcessServer(b.ns)}
 	if !b.secured() {
-		b.log.Warn("embedded nats server accepts anonymous connections", "nats_addr", b.listenAddr(), "auth", b.guard.Auth,
+		b.log.Warn("embedded nats server accepts anonymous connections", "nats_addr", b.listenAddr(), "auth", b.auth,
 			"detail", "anyone who reaches its port may read every bucket, producer secrets included, and publish to every stream; --auth=producers requires a user")
 		return b.ns.ClientURL(), opts, nil
 	}

@@ -1,51 +1,37 @@
 // Package producers serves the admin API of the producer registry: create,
 // list, change, disable, rotate and delete producers, and render the NATS
 // server authorization that gives each producer the same rights on NATS.
-// Every route needs the admin token as a Bearer credential.
+// Every route needs admin scope (see package access).
 package producers
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // maxRequest is the largest admin request body.
 const maxRequest = 64 << 10
 
-// challenge is the WWW-Authenticate value of the admin API's 401s.
-const challenge = `Bearer realm="eventsync-admin"`
-
 // API is the admin API over a producer registry.
 type API struct {
-	reg   *producer.Registry
-	token [sha256.Size]byte // SHA-256 of the admin token: compared in constant time whatever its length
-	off   bool              // no admin token configured
-	log   *slog.Logger
+	reg *producer.Registry
+	log *slog.Logger
 }
 
-// New returns the admin API of reg. With an empty adminToken the API is
-// disabled: every route answers 404 saying how to enable it.
-func New(reg *producer.Registry, adminToken string, log *slog.Logger) *API {
-	return &API{
-		reg:   reg,
-		token: sha256.Sum256([]byte(adminToken)),
-		off:   adminToken == "",
-		log:   log.With("component", "producers-api"),
-	}
+// New returns the admin API of reg.
+func New(reg *producer.Registry, log *slog.Logger) *API {
+	return &API{reg: reg, log: log.With("component", "producers-api")}
 }
 
 // Mount adds the admin routes to r.
@@ -53,44 +39,15 @@ func (a *API) Mount(r chi.Router) {
 	handle := func(h func(*http.Request) (httpserve.Reply, error)) http.HandlerFunc {
 		return httpserve.Handle(a.log, a.toProblem, h)
 	}
-	r.Group(func(r chi.Router) {
-		r.Use(a.authorize)
-		r.Post("/v1/producers", handle(a.create))
-		r.Get("/v1/producers", handle(a.list))
-		r.Get("/v1/producers/nats-config", a.natsConfig)
-		r.Get("/v1/producers/{id}", handle(a.get))
-		r.Patch("/v1/producers/{id}", handle(a.patch))
-		r.Delete("/v1/producers/{id}", handle(a.delete))
-		r.Post("/v1/producers/{id}/disable", handle(a.setEnabled(false)))
-		r.Post("/v1/producers/{id}/enable", handle(a.setEnabled(true)))
-		r.Post("/v1/producers/{id}/rotate", handle(a.rotate))
-	})
-}
-
-// authorize lets through requests that carry the admin token.
-func (a *API) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.off {
-			problem.Write(w, problem.NotFound("the admin API is disabled: set ADMIN_TOKEN"))
-			return
-		}
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || token == "" {
-			p := problem.New(http.StatusUnauthorized, "unauthenticated", "send the admin token: Authorization: Bearer <token>")
-			p.Challenge = challenge
-			problem.Write(w, p)
-			return
-		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
-			a.log.Warn("admin token refused", "remote", r.RemoteAddr, "path", r.URL.Path)
-			p := problem.New(http.StatusUnauthorized, "unauthenticated", "the admin token is not valid")
-			p.Challenge = challenge + `, error="invalid_token"`
-			problem.Write(w, p)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+	r.Post("/v1/producers", handle(a.create))
+	r.Get("/v1/producers", handle(a.list))
+	r.Get("/v1/producers/nats-config", a.natsConfig)
+	r.Get("/v1/producers/{id}", handle(a.get))
+	r.Patch("/v1/producers/{id}", handle(a.patch))
+	r.Delete("/v1/producers/{id}", handle(a.delete))
+	r.Post("/v1/producers/{id}/disable", handle(a.setEnabled(false)))
+	r.Post("/v1/producers/{id}/enable", handle(a.setEnabled(true)))
+	r.Post("/v1/producers/{id}/rotate", handle(a.rotate))
 }
 
 // uncached is an answer with a body: bodies may carry credentials, so no

@@ -7,14 +7,12 @@
 //	DELETE /v1/schemas/{category}[/{code}] remove it (204)
 //	GET    /v1/schemas                     every schema, without its document
 //
-// Every route needs the admin token (Authorization: Bearer <token>).
+// Every route needs admin scope (see package access).
 package schemas
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -22,7 +20,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -37,9 +34,6 @@ import (
 // MaxBody is the largest schema document accepted, in bytes.
 const MaxBody = 256 << 10
 
-// challenge is the WWW-Authenticate value of the admin API's 401s.
-const challenge = `Bearer realm="eventsync-admin"`
-
 // registry stores schemas; *schema.Registry is one.
 type registry interface {
 	Put(ctx context.Context, category, code string, doc []byte) (schema.Entry, bool, error)
@@ -50,20 +44,17 @@ type registry interface {
 
 // API is the schema admin API.
 type API struct {
-	reg     registry
-	enabled bool
-	token   [sha256.Size]byte // SHA-256 of the admin token
-	log     *slog.Logger
+	reg registry
+	log *slog.Logger
 }
 
-// New returns the API over reg. An empty adminToken disables it: every
-// route then answers 404 saying how to enable it. A nil log discards the
-// errors it would log.
-func New(reg registry, adminToken string, log *slog.Logger) *API {
+// New returns the API over reg. A nil log discards the errors it would
+// log.
+func New(reg registry, log *slog.Logger) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &API{reg: reg, enabled: adminToken != "", token: sha256.Sum256([]byte(adminToken)), log: log}
+	return &API{reg: reg, log: log}
 }
 
 // Mount adds the API's routes to r.
@@ -72,7 +63,7 @@ func (a *API) Mount(r chi.Router) {
 		return httpserve.Handle(a.log, a.toProblem, h)
 	}
 	r.Group(func(r chi.Router) {
-		r.Use(a.authorize, limitBody)
+		r.Use(limitBody)
 		r.Get("/v1/schemas", handle(a.list))
 		for _, path := range []string{"/v1/schemas/{category}", "/v1/schemas/{category}/{code}"} {
 			r.Put(path, handle(a.put))
@@ -80,44 +71,6 @@ func (a *API) Mount(r chi.Router) {
 			r.Delete(path, handle(a.remove))
 		}
 	})
-}
-
-// authorize lets through requests that carry the admin token. The token is
-// compared as SHA-256 digests in constant time, so neither its content nor
-// its length leaks through timing.
-func (a *API) authorize(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.enabled {
-			problem.Write(w, problem.NotFound("the admin API is disabled: set ADMIN_TOKEN"))
-			return
-		}
-		token, ok := bearer(r.Header.Get("Authorization"))
-		if !ok {
-			p := problem.New(http.StatusUnauthorized, "unauthorized", "this API needs the admin token: Authorization: Bearer <token>")
-			p.Challenge = challenge
-			problem.Write(w, p)
-			return
-		}
-		sum := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
-			p := problem.New(http.StatusUnauthorized, "unauthorized", "the admin token is wrong")
-			p.Challenge = challenge + `, error="invalid_token"`
-			problem.Write(w, p)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// bearer returns the token of a Bearer authorization (the scheme is
-// case-insensitive).
-func bearer(authorization string) (string, bool) {
-	scheme, token, ok := strings.Cut(authorization, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 // limitBody bounds request bodies to MaxBody.

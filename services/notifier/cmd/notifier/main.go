@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/services/notifier"
 )
@@ -32,9 +33,10 @@ func main() {
 // run runs the notifier service, or its version or healthcheck command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	return service.Main(ctx, service.Program{
-		Name:     "notifier",
-		Version:  version,
-		HTTPAddr: ":8083",
-		Parts:    []service.Part{notifier.NewPart()},
+		Name:        "notifier",
+		Version:     version,
+		HTTPAddr:    ":8083",
+		Parts:       []service.Part{notifier.NewPart()},
+		AuthDefault: access.AuthClients,
 	}, args, getenv, stdout)
 }
