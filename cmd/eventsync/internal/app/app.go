@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 
 	"github.com/eventsync/eventsync/pkg/access"
@@ -67,9 +68,31 @@ func program(version string) (service.Program, *broker, *storeOpener) {
 		Validate: func(c *service.Common) error {
 			err := checkExposure(c.HTTPAddr, b.addr, &c.Access, s.insecure)
 			b.auth = c.Access.Auth
-			return errors.Join(err, b.validate())
+			return errors.Join(err, b.validate(), s.secretsKey(&c.Access))
 		},
 	}, b, st
+}
+
+// SecretsKeyFile is where the all-in-one keeps the key sealing the secrets
+// in its buckets when authentication is on and --secrets-key is not set:
+// made on first start, mode 0600, in the data directory.
+const SecretsKeyFile = "secrets-key"
+
+// secretsKey gives the all-in-one a secrets key from the data
+// directory when authentication is on and none is set.
+func (s *settings) secretsKey(a *access.Config) error {
+	if !a.On() || a.SecretsKey != "" {
+		return nil
+	}
+	if err := os.MkdirAll(s.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	k, err := secretFile(filepath.Join(s.dataDir, SecretsKeyFile), "secrets key")
+	if err != nil {
+		return err
+	}
+	a.SecretsKey = k
+	return a.Validate()
 }
 
 // Start parses args and the environment, checks every setting and binds

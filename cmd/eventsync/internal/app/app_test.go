@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/eventsync/eventsync/services/ingest"
+	"github.com/eventsync/eventsync/pkg/access"
 )
 
 func TestExposureChecks(t *testing.T) {
@@ -19,19 +19,19 @@ func TestExposureChecks(t *testing.T) {
 		wantAuth           string
 		wantErr            bool
 	}{
-		{"loopback defaults to no auth", "127.0.0.1:8080", "127.0.0.1:4222", "", false, ingest.AuthNone, false},
-		{"public defaults to producers", ":8080", "127.0.0.1:4222", "", false, ingest.AuthProducers, false},
-		{"public without auth refused", "0.0.0.0:8080", "127.0.0.1:4222", ingest.AuthNone, false, ingest.AuthNone, true},
-		{"public without auth, insecure", "0.0.0.0:8080", "127.0.0.1:4222", ingest.AuthNone, true, ingest.AuthNone, false},
-		{"public nats defaults to producers", "127.0.0.1:8080", "0.0.0.0:4222", "", false, ingest.AuthProducers, false},
-		{"public nats without auth refused", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthNone, false, ingest.AuthNone, true},
-		{"public nats without auth, insecure", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthNone, true, ingest.AuthNone, false},
-		{"public nats with producers", "127.0.0.1:8080", "0.0.0.0:4222", ingest.AuthProducers, false, ingest.AuthProducers, false},
-		{"localhost is loopback", "localhost:8080", "[::1]:4222", "", false, ingest.AuthNone, false},
+		{"loopback defaults to no auth", "127.0.0.1:8080", "127.0.0.1:4222", "", false, access.AuthNone, false},
+		{"public defaults to producers", ":8080", "127.0.0.1:4222", "", false, access.AuthClients, false},
+		{"public without auth refused", "0.0.0.0:8080", "127.0.0.1:4222", access.AuthNone, false, access.AuthNone, true},
+		{"public without auth, insecure", "0.0.0.0:8080", "127.0.0.1:4222", access.AuthNone, true, access.AuthNone, false},
+		{"public nats defaults to producers", "127.0.0.1:8080", "0.0.0.0:4222", "", false, access.AuthClients, false},
+		{"public nats without auth refused", "127.0.0.1:8080", "0.0.0.0:4222", access.AuthNone, false, access.AuthNone, true},
+		{"public nats without auth, insecure", "127.0.0.1:8080", "0.0.0.0:4222", access.AuthNone, true, access.AuthNone, false},
+		{"public nats with producers", "127.0.0.1:8080", "0.0.0.0:4222", access.AuthClients, false, access.AuthClients, false},
+		{"localhost is loopback", "localhost:8080", "[::1]:4222", "", false, access.AuthNone, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := ingest.GuardConfig{Auth: tt.auth}
+			g := access.Config{Auth: tt.auth}
 			err := checkExposure(tt.httpAddr, tt.natsAddr, &g, tt.insecure)
 			if (err != nil) != tt.wantErr || g.Auth != tt.wantAuth {
 				t.Errorf("checkExposure(%s, %s) = %v, auth %q; want error %v, auth %q", tt.httpAddr, tt.natsAddr, err, g.Auth, tt.wantErr, tt.wantAuth)

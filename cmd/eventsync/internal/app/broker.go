@@ -79,7 +79,7 @@ func (b *broker) Start(context.Context) (string, []nats.Option, error) {
 	b.cfg = natsembed.Config{Host: host, Port: port, StoreDir: filepath.Join(b.settings.dataDir, "nats"), Name: "eventsync", Sync: sync}
 	c := b.cfg
 	if b.secured() {
-		if b.password, err = internalPassword(filepath.Join(b.settings.dataDir, NATSPasswordFile)); err != nil {
+		if b.password, err = secretFile(filepath.Join(b.settings.dataDir, NATSPasswordFile), "nats password"); err != nil {
 			return "", nil, err
 		}
 		c.Users = b.users(nil)
@@ -155,40 +155,40 @@ func (b *broker) validate() error {
 	return err
 }
 
-// internalPassword returns the password kept in path, making a random one
-// (mode 0600) when there is no file yet, so that it stays the same across
-// restarts. It refuses a file that others may read or write.
-func internalPassword(path string) (string, error) {
+// secretFile returns the secret (what: "nats password", "secrets key")
+// kept in path, making a random one (32 bytes in base64url, mode 0600) when
+// there is no file yet, so that it stays the same across restarts. It refuses a file that others may read or write.
+func secretFile(path, what string) (string, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	switch {
 	case err == nil:
 		return writePassword(f)
 	case !errors.Is(err, fs.ErrExist):
-		return "", fmt.Errorf("nats password file: %w", err)
+		return "", fmt.Errorf(what+" file: %w", err)
 	}
 	f, err = os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("nats password file: %w", err)
+		return "", fmt.Errorf(what+" file: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("nats password file: %w", err)
+		return "", fmt.Errorf(what+" file: %w", err)
 	}
 	if !info.Mode().IsRegular() {
-		return "", fmt.Errorf("nats password file %s is not a regular file", path)
+		return "", fmt.Errorf("%s file %s is not a regular file", what, path)
 	}
 	// Windows has no such mode bits; its ACLs are the operator's to set.
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return "", fmt.Errorf("nats password file %s has mode %04o: others may read it and do anything on the NATS server; make it readable by its owner only (chmod 600 %s)", path, perm, path)
+		return "", fmt.Errorf("%s file %s has mode %04o: others may read it; make it readable by its owner only (chmod 600 %s)", what, path, perm, path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 1024))
 	if err != nil {
-		return "", fmt.Errorf("nats password file: %w", err)
+		return "", fmt.Errorf(what+" file: %w", err)
 	}
 	pw := strings.TrimSpace(string(b))
 	if pw == "" {
-		return "", fmt.Errorf("nats password file %s is empty; delete it and a new password is made on the next start", path)
+		return "", fmt.Errorf("%s file %s is empty; delete it and a new one is made on the next start", what, path)
 	}
 	return pw, nil
 }

@@ -10,7 +10,7 @@ import (
 func TestInternalPassword(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, NATSPasswordFile)
-	first, err := internalPassword(path)
+	first, err := secretFile(path, "nats password")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,9 +24,9 @@ func TestInternalPassword(t *testing.T) {
 	if len(first) != 43 {
 		t.Errorf("password %q: want 43 characters (32 random bytes)", first)
 	}
-	again, err := internalPassword(path)
+	again, err := secretFile(path, "nats password")
 	if err != nil || again != first {
-		t.Errorf("internalPassword again = %q, %v; want the first, %q", again, err, first)
+		t.Errorf("secretFile again = %q, %v; want the first, %q", again, err, first)
 	}
 
 	for _, tt := range []struct {
@@ -51,15 +51,15 @@ func TestInternalPassword(t *testing.T) {
 			if err := os.Chmod(path, tt.mode); err != nil { // WriteFile's mode is subject to the umask
 				t.Fatal(err)
 			}
-			got, err := internalPassword(path)
+			got, err := secretFile(path, "nats password")
 			if tt.want == "" {
 				if err != nil || got != tt.wantPwd {
-					t.Errorf("internalPassword = %q, %v; want %q", got, err, tt.wantPwd)
+					t.Errorf("secretFile = %q, %v; want %q", got, err, tt.wantPwd)
 				}
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("internalPassword = %q, %v; want an error about %q", got, err, tt.want)
+				t.Errorf("secretFile = %q, %v; want an error about %q", got, err, tt.want)
 			}
 		})
 	}
@@ -68,8 +68,8 @@ func TestInternalPassword(t *testing.T) {
 		if err := os.Mkdir(path, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := internalPassword(path); err == nil || !strings.Contains(err.Error(), "not a regular file") {
-			t.Errorf("internalPassword = %q, %v; want an error about a regular file", got, err)
+		if got, err := secretFile(path, "nats password"); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("secretFile = %q, %v; want an error about a regular file", got, err)
 		}
 	})
 }

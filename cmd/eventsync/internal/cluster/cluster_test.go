@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/chtest"
 	"github.com/eventsync/eventsync/pkg/delivery"
@@ -166,7 +167,11 @@ func (e *clusterEnv) startIngest(t testing.TB) string {
 		t.Fatal(err)
 	}
 	log := testLogger(t, "ingest")
-	guard, err := ingest.OpenGuard(t.Context(), js, ingest.GuardConfig{Auth: ingest.AuthNone}, e.cfg, log)
+	gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthNone}, e.cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := ingest.OpenGuard(t.Context(), js, gate, ingest.GuardConfig{}, e.cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +180,11 @@ func (e *clusterEnv) startIngest(t testing.TB) string {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
+	r.Use(gate.Middleware(r))
 	svc.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
+	runService(t, "gate", gate.Run)
 	runService(t, "guard", guard.Run)
 	runService(t, "ingest", svc.Run)
 	return srv.URL
