@@ -203,6 +203,7 @@ type Process struct {
 	srv     *httpserve.Server
 	ops     *httpserve.Server // /metrics without credentials; nil without --metrics-addr
 	started chan struct{} // closed once every part runs and is ready
+	routes  chi.Routes    // the API's routes; set before started is closed
 }
 
 // Start parses the settings, validates all of them (every problem at
@@ -285,6 +286,10 @@ func (p *Process) Log() *slog.Logger { return p.log }
 // Started is closed once every part runs and the process is ready.
 func (p *Process) Started() <-chan struct{} { return p.started }
 
+// Routes are the routes of the API, once Started is closed (for tests
+// that walk them).
+func (p *Process) Routes() chi.Routes { return p.routes }
+
 func (p *Process) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	(*p.handler.Load()).ServeHTTP(w, r)
 }
@@ -348,6 +353,7 @@ func (p *Process) Run(ctx context.Context) error {
 			part.Mount(r)
 		}
 		p.setHandler(r)
+		p.routes = r
 		g.Go(func() error { return d.Gate.Run(gctx) })
 		for _, part := range p.p.Parts {
 			g.Go(func() error { return part.Run(gctx) })

@@ -27,6 +27,7 @@ import (
 	"github.com/eventsync/eventsync/services/notifier"
 	"github.com/eventsync/eventsync/services/query"
 	"github.com/eventsync/eventsync/services/store"
+	"github.com/go-chi/chi/v5"
 )
 
 // DefaultHTTPAddr is where the all-in-one listens unless told otherwise.
@@ -119,6 +120,9 @@ func (a *App) NATSAddr() string { return a.broker.listenAddr() }
 
 // Started is closed once every part runs and the process is ready.
 func (a *App) Started() <-chan struct{} { return a.proc.Started() }
+
+// Routes are the routes of the HTTP API, once Started is closed.
+func (a *App) Routes() chi.Routes { return a.proc.Routes() }
 
 // Main is `eventsync run`: it starts the all-in-one, prints where it
 // listens once it is ready, and runs until ctx is done.

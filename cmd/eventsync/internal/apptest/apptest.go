@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/eventsync/eventsync/cmd/eventsync/internal/app"
+	"github.com/go-chi/chi/v5"
 )
 
 // Fast are flags for tests that wait on the pipeline: short store batches,
@@ -38,6 +39,8 @@ type Running struct {
 	NATSURL string
 	// DataDir holds its files.
 	DataDir string
+	// Routes are the routes of its HTTP API.
+	Routes chi.Routes
 
 	t    testing.TB // nil when started by New
 	env  map[string]string
@@ -150,6 +153,7 @@ func (r *Running) start() error {
 		return errors.Join(fmt.Errorf("eventsync run not ready after %s", readyWait), r.stop())
 	}
 	r.Base, r.NATSURL, r.DataDir = "http://"+a.HTTPAddr(), "nats://"+a.NATSAddr(), value(args, "--data-dir")
+	r.Routes = a.Routes()
 	return nil
 }
 
