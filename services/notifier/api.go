@@ -14,6 +14,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -27,6 +28,12 @@ const maxRequest = 64 << 10
 // Mount adds the subscription API to r. The delivery audit
 // (/v1/subscriptions/{id}/deliveries, /v1/events/{id}/deliveries) is served
 // by the query service, which reads the store.
+//
+// A subscription belongs to the client that created it (Owner): a client
+// sees and changes its own only, and another client's subscription is
+// answered 404 like an unknown id, so that ids reveal nothing; admins see
+// and change every subscription. Its tag patterns must lie within the
+// client's subscribe patterns.
 func (s *Service) Mount(r chi.Router) {
 	r.Post("/v1/subscriptions", s.handle(s.create))
 	r.Get("/v1/subscriptions", s.handle(s.list))
@@ -83,7 +90,9 @@ func (s *Service) create(r *http.Request) (response, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return response{}, err
 	}
+	p := access.From(r.Context())
 	sub := &Subscription{
+		Owner:       p.Owner(),
 		Type:        in.Type,
 		URL:         in.URL,
 		Tags:        in.Tags,
@@ -100,6 +109,9 @@ func (s *Service) create(r *http.Request) (response, error) {
 	}
 	if len(errs) > 0 {
 		return response{}, invalid(errs)
+	}
+	if err := covered(p, sub.Tags); err != nil {
+		return response{}, err
 	}
 	secret := in.Secret
 	if secret == "" {
@@ -128,8 +140,28 @@ func (s *Service) create(r *http.Request) (response, error) {
 		s.deleteConsumers(context.WithoutCancel(r.Context()), sub.ID)
 		return response{}, err
 	}
-	s.log.Info("subscription created", "subscription", sub.ID, "tags", sub.Tags, "type", sub.Type)
-	return response{http.StatusCreated, withSecret{sub, secret}}, nil
+	s.log.Info("subscription created", "subscription", sub.ID, "owner", sub.Owner, "tags", sub.Tags, "type", sub.Type)
+	return response{http.StatusCreated, withSecret{sub.masked(), secret}}, nil
+}
+
+// covered refuses (403) tag patterns that do not lie within the client's
+// subscribe patterns.
+func covered(p *access.Principal, tags []string) error {
+	for _, t := range tags {
+		if !p.Covers(access.Subscribe, t) {
+			return access.Forbidden(fmt.Sprintf("tag pattern %q is outside the client's subscribe patterns %q", t, p.Patterns(access.Subscribe)))
+		}
+	}
+	return nil
+}
+
+// owned returns errNotFound for a subscription the request's client does
+// not own: another client's subscription looks like an unknown id.
+func owned(ctx context.Context, sub *Subscription) error {
+	if !access.From(ctx).Owns(sub.Owner) {
+		return errNotFound
+	}
+	return nil
 }
 
 // secretRule is what a signing secret given at creation must be.
@@ -184,6 +216,10 @@ func (s *Service) check(ctx context.Context, sub *Subscription) []problem.FieldE
 		add("/headers", fmt.Sprintf("must have at most %d headers", MaxHeaders))
 	}
 	for _, k := range slices.Sorted(maps.Keys(sub.Headers)) {
+		if sub.Headers[k] == Masked {
+			add("/headers/"+pointerEscaper.Replace(k), fmt.Sprintf("is %q, the mask shown for stored values, and no value of this header is stored; send the value", Masked))
+			continue
+		}
 		if err := checkHeader(k, sub.Headers[k]); err != nil {
 			add("/headers/"+pointerEscaper.Replace(k), err.Error())
 		}
@@ -223,13 +259,22 @@ func checkHeader(name, value string) error {
 	return nil
 }
 
+// list answers the client's own subscriptions; an admin's list holds
+// every subscription, or with ?owner= those of one owner (?owner= with no
+// value: those without an owner).
 func (s *Service) list(r *http.Request) (response, error) {
-	subs, err := s.subs.list(r.Context())
+	all, err := s.subs.list(r.Context())
 	if err != nil {
 		return response{}, err
 	}
-	if subs == nil {
-		subs = []*Subscription{}
+	p := access.From(r.Context())
+	q := r.URL.Query()
+	subs := []*Subscription{}
+	for _, sub := range all {
+		if !p.Owns(sub.Owner) || q.Has("owner") && sub.Owner != q.Get("owner") {
+			continue
+		}
+		subs = append(subs, sub.masked())
 	}
 	return response{http.StatusOK, map[string]any{"subscriptions": subs}}, nil
 }
@@ -239,15 +284,20 @@ func (s *Service) get(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{http.StatusOK, sub}, nil
+	if err := owned(r.Context(), sub); err != nil {
+		return response{}, err
+	}
+	return response{http.StatusOK, sub.masked()}, nil
 }
 
 // patchRequest is the body of PATCH /v1/subscriptions/{id}. A member left
 // out keeps the stored value; a member given replaces it (batch and
 // headers whole); null resets it to what creating without it gives: no
 // batching, no headers, no description, the type derived from the URL.
-// url and tags are required and cannot be null. The result is checked by
-// the same rules as a creation.
+// url and tags are required and cannot be null. A header whose value is
+// Masked keeps its stored value, so that a client can send back what it
+// read. The result is checked by the same rules as a creation, new tags
+// against the client's subscribe patterns.
 type patchRequest struct {
 	URL         member[string]            `json:"url"`
 	Type        member[Type]              `json:"type"`
@@ -303,17 +353,29 @@ func (s *Service) patch(r *http.Request) (response, error) {
 		return response{}, invalid(nulls)
 	}
 	id := chi.URLParam(r, "id")
+	p := access.From(r.Context())
 	sub, err := s.subs.update(r.Context(), id, func(sub *Subscription) error {
+		if !p.Owns(sub.Owner) {
+			return errNotFound
+		}
+		stored := sub.Headers
 		in.URL.apply(&sub.URL)
 		in.Type.apply(&sub.Type)
 		in.Tags.apply(&sub.Tags)
 		in.Description.apply(&sub.Description)
-		in.Headers.apply(&sub.Headers)
+		if in.Headers.set {
+			sub.Headers = unmask(in.Headers.value, stored)
+		}
 		if in.Batch.set {
 			sub.Batch = in.Batch.value
 		}
 		if errs := s.check(r.Context(), sub); len(errs) > 0 {
 			return invalid(errs)
+		}
+		if in.Tags.set {
+			if err := covered(p, sub.Tags); err != nil {
+				return err
+			}
 		}
 		// New tags take effect on the consumer now, so that the answer
 		// reflects what is delivered from here on.
@@ -326,12 +388,40 @@ func (s *Service) patch(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{http.StatusOK, sub}, nil
+	return response{http.StatusOK, sub.masked()}, nil
+}
+
+// unmask returns the headers of a PATCH (nil for null) with every Masked
+// value replaced by the stored value of that header (its name compared
+// case-insensitively). A Masked value with no stored value stays, and
+// check refuses it.
+func unmask(in *map[string]string, stored map[string]string) map[string]string {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]string, len(*in))
+	for k, v := range *in {
+		if v == Masked {
+			if old, ok := stored[k]; ok {
+				v = old
+			} else {
+				for sk, old := range stored {
+					if strings.EqualFold(sk, k) {
+						v = old
+						break
+					}
+				}
+			}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func (s *Service) delete(r *http.Request) (response, error) {
 	id := chi.URLParam(r, "id")
-	if err := s.subs.delete(r.Context(), id); err != nil {
+	ctx := r.Context()
+	if err := s.subs.delete(ctx, id, func(sub *Subscription) error { return owned(ctx, sub) }); err != nil {
 		return response{}, err
 	}
 	s.deleteConsumers(r.Context(), id)
@@ -344,6 +434,9 @@ func (s *Service) delete(r *http.Request) (response, error) {
 func (s *Service) setState(to State) func(*http.Request) (response, error) {
 	return func(r *http.Request) (response, error) {
 		sub, err := s.subs.update(r.Context(), chi.URLParam(r, "id"), func(sub *Subscription) error {
+			if err := owned(r.Context(), sub); err != nil {
+				return err
+			}
 			if sub.State == to {
 				return errUnchanged
 			}
@@ -356,7 +449,7 @@ func (s *Service) setState(to State) func(*http.Request) (response, error) {
 		if err != nil {
 			return response{}, err
 		}
-		return response{http.StatusOK, sub}, nil
+		return response{http.StatusOK, sub.masked()}, nil
 	}
 }
 
@@ -369,6 +462,9 @@ func (s *Service) rotate(r *http.Request) (response, error) {
 	}
 	now := s.now().UTC()
 	sub, err := s.subs.update(r.Context(), chi.URLParam(r, "id"), func(sub *Subscription) error {
+		if err := owned(r.Context(), sub); err != nil {
+			return err
+		}
 		var keep []Secret
 		for _, sec := range sub.Secrets {
 			if sec.NotAfter.IsZero() {
@@ -385,5 +481,5 @@ func (s *Service) rotate(r *http.Request) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	return response{http.StatusOK, withSecret{sub, secret}}, nil
+	return response{http.StatusOK, withSecret{sub.masked(), secret}}, nil
 }

@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventsync_notifier_attempts_total",
-			Help: "Delivery attempts per event, by outcome (delivered, retrying, dead_lettered, disabled).",
+			Help: "Delivery attempts per event, by outcome (delivered, retrying, dead_lettered, disabled, skipped).",
 		}, []string{"outcome"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventsync_notifier_attempt_seconds",

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/sealed"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/services/notifier/internal/netguard"
@@ -206,11 +208,35 @@ type jetStream interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
 
+// clients finds the client that owns a subscription (the client
+// registry, *producer.Registry).
+type clients interface {
+	Get(id string) (*producer.Producer, bool)
+	// Ready is closed once the registry has loaded every client: until
+	// then Get finds nothing.
+	Ready() <-chan struct{}
+}
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithClients makes the notifier check, before each delivery, that the
+// client owning the subscription still exists, is enabled and may
+// subscribe to the event's tag (see worker.allowed). Without it every
+// subscription delivers whatever its patterns match.
+func WithClients(c clients) Option { return func(s *Service) { s.clients = c } }
+
+// WithKeyring seals the signing secrets and header values the notifier
+// writes to the subscriptions bucket with k and opens them when it reads;
+// nil keeps them in clear.
+func WithKeyring(k *sealed.Keyring) Option { return func(s *Service) { s.subs.keyring = k } }
+
 // Service is the notifier.
 type Service struct {
 	cfg     Config
 	js      jetStream
 	subs    *repo
+	clients clients // nil: no owner checks at delivery
 	guard   *netguard.Guard
 	senders map[Type]sender
 	metrics *metrics
@@ -245,7 +271,7 @@ func restartWait(attempt int) time.Duration {
 
 // New returns a notifier that keeps subscriptions in kv and delivers events
 // from js.
-func New(cfg Config, js jetStream, kv jetstream.KeyValue, reg prometheus.Registerer, log *slog.Logger) (*Service, error) {
+func New(cfg Config, js jetStream, kv jetstream.KeyValue, reg prometheus.Registerer, log *slog.Logger, opts ...Option) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -278,6 +304,9 @@ func New(cfg Config, js jetStream, kv jetstream.KeyValue, reg prometheus.Registe
 		now:     time.Now,
 		workers: map[string]*worker{},
 		failed:  map[string]failedStart{},
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	if err := reg.Register(pendingCollector{s}); err != nil {
 		return nil, fmt.Errorf("register notifier metrics: %w", err)
@@ -362,9 +391,17 @@ func (s *Service) apply(ctx context.Context, entry jetstream.KeyValueEntry) {
 		return
 	}
 	var sub Subscription
-	if err := decodeRecord(entry.Value(), &sub); err != nil {
+	stale, err := s.subs.decode(entry.Value(), &sub)
+	if err != nil {
 		s.log.Error("undecodable subscription", "subscription", id, "err", err)
 		return
+	}
+	if stale {
+		// Written in clear or with an old key: seal it with the current
+		// one. The write comes back through the watch.
+		if err := s.subs.reseal(ctx, id); err != nil {
+			s.log.Warn("reseal subscription", "subscription", id, "err", err)
+		}
 	}
 	s.mu.Lock()
 	cur := s.workers[id]

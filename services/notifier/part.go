@@ -39,7 +39,9 @@ func (p *Part) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Open builds the notifier on the subscriptions bucket.
+// Open builds the notifier on the subscriptions bucket, with the gate's
+// client registry (owner checks at delivery) and keyring (secrets and
+// header values sealed at rest).
 func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	cfg := p.Config
 	cfg.Stream = d.Stream
@@ -47,7 +49,11 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	if err != nil {
 		return err
 	}
-	p.svc, err = New(cfg, d.JS, kv, d.Metrics, d.Log)
+	var opts []Option
+	if d.Gate != nil {
+		opts = append(opts, WithClients(d.Gate.Registry()), WithKeyring(d.Gate.Keyring()))
+	}
+	p.svc, err = New(cfg, d.JS, kv, d.Metrics, d.Log, opts...)
 	return err
 }
 

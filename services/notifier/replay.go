@@ -21,7 +21,10 @@ import (
 // subject; the subscription's redrive consumer delivers them through the
 // same signing, retry, dead-letter and audit path as live events. The copy
 // holds the event as stored (with its seq), so a replayed delivery has the
-// same body and webhook-id as the original.
+// same body and webhook-id as the original. A replay copies only events
+// matching the subscription's tag patterns, and every copy passes the
+// owner check at delivery like a live event: a client cannot replay its
+// way to tags it may no longer subscribe to.
 
 // replayRequest is the body of POST /v1/subscriptions/{id}/replay: a time
 // range (when EventSync received the events) or a sequence cursor.
@@ -52,6 +55,9 @@ func (s *Service) replay(r *http.Request) (response, error) {
 	}
 	sub, _, err := s.subs.get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
+		return response{}, err
+	}
+	if err := owned(r.Context(), sub); err != nil {
 		return response{}, err
 	}
 	// Events published after the request are delivered live.

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/sealed"
 	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/webhook"
 )
@@ -82,12 +83,19 @@ func checkBatch(b *Batch) []problem.FieldError {
 // Subscription is a subscriber's request: events whose tags match Tags go to
 // URL through the channel Type.
 type Subscription struct {
-	ID          string            `json:"id"`
+	ID string `json:"id"`
+	// Owner is the client that created the subscription (its id; "admin"
+	// for the admin token; empty with authentication off, and on every
+	// subscription created before subscriptions had owners). Only the
+	// owner and admins see or change it.
+	Owner       string            `json:"owner,omitempty"`
 	Type        Type              `json:"type"`
 	URL         string            `json:"url"`
 	Tags        []string          `json:"tags"`
 	Description string            `json:"description,omitempty"`
-	Headers     map[string]string `json:"headers,omitempty"`
+	// Headers are sent with every delivery. Their values are write-only:
+	// the API shows them as Masked (see masked).
+	Headers map[string]string `json:"headers,omitempty"`
 	Batch       *Batch            `json:"batch,omitempty"`
 	State       State             `json:"state"`
 	// StateReason says why the notifier disabled the subscription.
@@ -100,9 +108,27 @@ type Subscription struct {
 	StartSeq  uint64    `json:"start_seq"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Secrets sign deliveries; they are stored in the bucket (HMAC needs
-	// them in the clear) and never served after creation or rotation.
+	// Secrets sign deliveries; they are stored in the bucket (sealed when
+	// a secrets key is configured: HMAC needs them, so they cannot be
+	// hashed) and never served after creation or rotation.
 	Secrets []Secret `json:"-"`
+}
+
+// Masked is what the API shows instead of a header value. A PATCH that
+// sends it back as a header's value keeps the stored value.
+const Masked = "********"
+
+// masked returns a copy of s to show: header values replaced by Masked.
+func (s *Subscription) masked() *Subscription {
+	c := *s
+	if s.Headers != nil {
+		c.Headers = make(map[string]string, len(s.Headers))
+		for k := range s.Headers {
+			c.Headers[k] = Masked
+		}
+	}
+	c.Secrets = nil
+	return &c
 }
 
 // Secret is a signing secret. A rotated-out secret signs until NotAfter.
@@ -111,24 +137,65 @@ type Secret struct {
 	NotAfter time.Time `json:"not_after,omitzero"`
 }
 
-func encodeRecord(s *Subscription) ([]byte, error) {
-	return jsonv2.Marshal(struct {
-		*Subscription `json:",inline"`
-		Secrets       []Secret `json:"secrets"`
-	}{s, s.Secrets})
+// record is a subscription as the bucket holds it: with its secrets, and
+// with the signing secrets and header values sealed for its id when a
+// key is configured.
+type record struct {
+	*Subscription `json:",inline"`
+	Secrets       []Secret `json:"secrets"`
 }
 
-func decodeRecord(b []byte, s *Subscription) error {
-	var r struct {
-		*Subscription `json:",inline"`
-		Secrets       []Secret `json:"secrets"`
+// encode returns the bucket value of s, sealing its secrets and header
+// values with the current key (so that every write re-seals values kept
+// in clear or sealed with an old key).
+func (r *repo) encode(s *Subscription) ([]byte, error) {
+	c := *s
+	c.Headers = nil
+	if s.Headers != nil {
+		c.Headers = make(map[string]string, len(s.Headers))
+		for k, v := range s.Headers {
+			sv, err := r.keyring.SealFor(v, s.ID)
+			if err != nil {
+				return nil, fmt.Errorf("seal header %s of %s: %w", k, s.ID, err)
+			}
+			c.Headers[k] = sv
+		}
 	}
-	r.Subscription = s
-	if err := jsonv2.Unmarshal(b, &r); err != nil {
-		return fmt.Errorf("decode subscription: %w", err)
+	secrets := make([]Secret, len(s.Secrets))
+	for i, sec := range s.Secrets {
+		v, err := r.keyring.SealFor(sec.Value, s.ID)
+		if err != nil {
+			return nil, fmt.Errorf("seal signing secret of %s: %w", s.ID, err)
+		}
+		secrets[i] = Secret{Value: v, NotAfter: sec.NotAfter}
 	}
-	s.Secrets = r.Secrets
-	return nil
+	return jsonv2.Marshal(record{&c, secrets})
+}
+
+// decode reads a bucket value into s, opening sealed values (values
+// written in clear before a key was configured open as they are). stale
+// reports whether a value is not sealed with the current key.
+func (r *repo) decode(b []byte, s *Subscription) (stale bool, err error) {
+	rec := record{Subscription: s}
+	if err := jsonv2.Unmarshal(b, &rec); err != nil {
+		return false, fmt.Errorf("decode subscription: %w", err)
+	}
+	open := func(v string) (string, error) {
+		stale = stale || r.keyring.NeedsReseal(v)
+		return r.keyring.OpenFor(v, s.ID)
+	}
+	for k, v := range s.Headers {
+		if s.Headers[k], err = open(v); err != nil {
+			return false, fmt.Errorf("open header %s of %s: %w", k, s.ID, err)
+		}
+	}
+	s.Secrets = rec.Secrets
+	for i := range s.Secrets {
+		if s.Secrets[i].Value, err = open(s.Secrets[i].Value); err != nil {
+			return false, fmt.Errorf("open signing secret of %s: %w", s.ID, err)
+		}
+	}
+	return stale, nil
 }
 
 // keys returns the signing keys in effect at now, newest first.
@@ -229,7 +296,8 @@ var errNotFound = errors.New("subscription not found")
 
 // repo keeps subscriptions in the key-value bucket, one key per id.
 type repo struct {
-	kv jetstream.KeyValue
+	kv      jetstream.KeyValue
+	keyring *sealed.Keyring // nil: secrets and header values kept in clear
 }
 
 func (r *repo) get(ctx context.Context, id string) (*Subscription, uint64, error) {
@@ -244,7 +312,7 @@ func (r *repo) get(ctx context.Context, id string) (*Subscription, uint64, error
 		return nil, 0, fmt.Errorf("get subscription %s: %w", id, err)
 	}
 	var s Subscription
-	if err := decodeRecord(e.Value(), &s); err != nil {
+	if _, err := r.decode(e.Value(), &s); err != nil {
 		return nil, 0, err
 	}
 	return &s, e.Revision(), nil
@@ -272,7 +340,7 @@ func (r *repo) list(ctx context.Context) ([]*Subscription, error) {
 }
 
 func (r *repo) create(ctx context.Context, s *Subscription) error {
-	b, err := encodeRecord(s)
+	b, err := r.encode(s)
 	if err != nil {
 		return err
 	}
@@ -296,7 +364,7 @@ func (r *repo) update(ctx context.Context, id string, fn func(*Subscription) err
 		} else if err != nil {
 			return nil, err
 		}
-		b, err := encodeRecord(s)
+		b, err := r.encode(s)
 		if err != nil {
 			return nil, err
 		}
@@ -304,7 +372,7 @@ func (r *repo) update(ctx context.Context, id string, fn func(*Subscription) err
 		if err == nil {
 			return s, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return nil, fmt.Errorf("update subscription %s: %w", id, err)
 		}
 	}
@@ -314,12 +382,56 @@ func (r *repo) update(ctx context.Context, id string, fn func(*Subscription) err
 // errUnchanged tells update that fn changed nothing.
 var errUnchanged = errors.New("unchanged")
 
-func (r *repo) delete(ctx context.Context, id string) error {
-	if _, _, err := r.get(ctx, id); err != nil {
-		return err
+// delete removes a subscription if check, given the stored one, allows it.
+func (r *repo) delete(ctx context.Context, id string, check func(*Subscription) error) error {
+	for range 10 {
+		s, rev, err := r.get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := check(s); err != nil {
+			return err
+		}
+		err = r.kv.Delete(ctx, id, jetstream.LastRevision(rev))
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // changed meanwhile: check the new version
+		}
+		if err != nil {
+			return fmt.Errorf("delete subscription %s: %w", id, err)
+		}
+		return nil
 	}
-	if err := r.kv.Delete(ctx, id); err != nil {
-		return fmt.Errorf("delete subscription %s: %w", id, err)
+	return fmt.Errorf("delete subscription %s: too many concurrent changes", id)
+}
+
+// reseal writes a subscription again if one of its secrets or header
+// values is not sealed with the current key, so that old keys can be
+// dropped once every instance ran with the new one.
+func (r *repo) reseal(ctx context.Context, id string) error {
+	for range 10 {
+		e, err := r.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get subscription %s: %w", id, err)
+		}
+		var s Subscription
+		stale, err := r.decode(e.Value(), &s)
+		if err != nil || !stale {
+			return err
+		}
+		b, err := r.encode(&s)
+		if err != nil {
+			return err
+		}
+		_, err = r.kv.Update(ctx, id, b, e.Revision())
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			if err != nil {
+				return fmt.Errorf("reseal subscription %s: %w", id, err)
+			}
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("reseal subscription %s: too many concurrent changes", id)
 }

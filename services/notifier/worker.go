@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -203,18 +204,21 @@ type item struct {
 func (w *worker) deliver(ctx context.Context, batch []pulled) {
 	sub := w.sub.Load()
 	items := make([]item, 0, len(batch))
-	attempt := 1
 	for _, p := range batch {
 		it, err := decodeItem(p.msg)
 		if err != nil {
 			w.deadLetter(ctx, sub, it, 0, fmt.Sprintf("undecodable message: %v", err))
 			continue
 		}
-		attempt = max(attempt, int(it.meta.NumDelivered))
 		items = append(items, it)
 	}
+	items = w.allowed(ctx, sub, items)
 	if len(items) == 0 {
 		return
+	}
+	attempt := 1
+	for _, it := range items {
+		attempt = max(attempt, int(it.meta.NumDelivered))
 	}
 	now := w.s.now().UTC()
 	msg, err := w.message(sub, items, now)
@@ -268,6 +272,64 @@ func (w *worker) deliver(ctx context.Context, batch []pulled) {
 			w.deadLetter(ctx, sub, it, res.Status, errText)
 		}
 	}
+}
+
+// Skipped is the outcome of an event that was not sent because the client
+// owning the subscription may no longer receive it: the client was
+// deleted or disabled, or its subscribe patterns no longer cover the
+// event's tag. The attempt's error says which; the event is acknowledged,
+// not retried.
+const Skipped delivery.Outcome = "skipped"
+
+// allowed returns the items the subscription's owner may still receive
+// and settles the others: each is audited as Skipped with the reason and
+// acknowledged. Subscriptions without an owner (created with
+// authentication off, or before subscriptions had owners) and those of
+// the admin token are not checked: only admins can see them.
+func (w *worker) allowed(ctx context.Context, sub *Subscription, items []item) []item {
+	if w.s.clients == nil || sub.Owner == "" || sub.Owner == access.AdminID {
+		return items
+	}
+	select {
+	case <-w.s.clients.Ready():
+	case <-time.After(w.s.cfg.Timeout):
+		// The registry has not loaded yet (the process is starting): an
+		// unknown owner would look deleted. Try again shortly.
+		for _, it := range items {
+			_ = it.msg.NakWithDelay(time.Second)
+		}
+		return nil
+	}
+	var p *access.Principal
+	reason := ""
+	switch c, ok := w.s.clients.Get(sub.Owner); {
+	case !ok:
+		reason = fmt.Sprintf("the subscription's owner %s no longer exists", sub.Owner)
+	case !c.Enabled:
+		reason = fmt.Sprintf("the subscription's owner %s is disabled", sub.Owner)
+	default:
+		p = access.FromProducer(c)
+	}
+	keep := items[:0]
+	for _, it := range items {
+		why := reason
+		if why == "" && !p.Allows(access.Subscribe, it.ev.Tag) {
+			why = fmt.Sprintf("the subscription's owner %s may no longer subscribe to %s", sub.Owner, it.ev.Tag)
+		}
+		if why == "" {
+			keep = append(keep, it)
+			continue
+		}
+		now := w.s.now().UTC()
+		w.s.metrics.attempts.WithLabelValues(string(Skipped)).Inc()
+		w.audit(ctx, sub, deliveryID(sub.ID, []string{it.ev.ID}), []item{it}, int(it.meta.NumDelivered),
+			sink.Result{Err: errors.New(why)}, Skipped, 0, now)
+		if err := it.msg.Ack(); err != nil {
+			w.s.log.Warn("ack", "subscription", sub.ID, "stream_seq", it.meta.Sequence.Stream, "err", err)
+		}
+		w.s.log.Debug("delivery skipped", "subscription", sub.ID, "event_id", it.ev.ID, "reason", why)
+	}
+	return keep
 }
 
 // decide turns an attempt's result into its outcome and, for a retry, the
