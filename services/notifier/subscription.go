@@ -88,16 +88,16 @@ type Subscription struct {
 	// for the admin token; empty with authentication off, and on every
 	// subscription created before subscriptions had owners). Only the
 	// owner and admins see or change it.
-	Owner       string            `json:"owner,omitempty"`
-	Type        Type              `json:"type"`
-	URL         string            `json:"url"`
-	Tags        []string          `json:"tags"`
-	Description string            `json:"description,omitempty"`
+	Owner       string   `json:"owner,omitempty"`
+	Type        Type     `json:"type"`
+	URL         string   `json:"url"`
+	Tags        []string `json:"tags"`
+	Description string   `json:"description,omitempty"`
 	// Headers are sent with every delivery. Their values are write-only:
 	// the API shows them as Masked (see masked).
 	Headers map[string]string `json:"headers,omitempty"`
-	Batch       *Batch            `json:"batch,omitempty"`
-	State       State             `json:"state"`
+	Batch   *Batch            `json:"batch,omitempty"`
+	State   State             `json:"state"`
 	// StateReason says why the notifier disabled the subscription.
 	StateReason string `json:"state_reason,omitempty"`
 	// FailingSince is when deliveries started failing without a success
