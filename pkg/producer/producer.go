@@ -8,7 +8,9 @@ import "time"
 // Producer is one registered producer as the bucket holds it. Secrets are
 // stored hashed where the scheme allows: Basic passwords with a slow hash,
 // API keys with SHA-256 (they are 32 random bytes). HS256 JWT needs the
-// shared secret itself, so JWTSecret is stored as is.
+// shared secret itself: the bucket holds it sealed when the registry has a
+// keyring (WithKeyring), and a Producer read from the registry holds it in
+// clear.
 type Producer struct {
 	ID        string    `json:"id"`   // "prd_" + lowercase hex/base32; also the Basic user name and the JWT sub
 	Name      string    `json:"name"` // unique, human-readable
@@ -52,7 +54,7 @@ type Rate struct {
 type Credentials struct {
 	PasswordHash string   `json:"password_hash,omitempty"` // bcrypt of the Basic password
 	APIKeys      []APIKey `json:"api_keys,omitempty"`
-	JWTSecret    string   `json:"jwt_secret,omitempty"` // HS256 shared secret (base64url), stored as is
+	JWTSecret    string   `json:"jwt_secret,omitempty"` // HS256 shared secret (base64url); sealed in the bucket with a keyring
 }
 
 // APIKey is a hashed API key. The key itself ("esk_" + 43 base64url

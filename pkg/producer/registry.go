@@ -3,7 +3,6 @@ package producer
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,11 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/eventsync/eventsync/pkg/sealed"
-
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/eventsync/eventsync/pkg/sealed"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
@@ -91,7 +89,9 @@ type Option func(*Registry)
 func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
 
 // WithKeyring seals the JWT secrets the registry writes with k and opens
-// them when it reads; nil keeps them in clear.
+// them when it reads; nil keeps them in clear. On start, Run re-seals with
+// k's current key the secrets stored in clear or with an old key (see
+// sealing.go).
 func WithKeyring(k *sealed.Keyring) Option { return func(r *Registry) { r.keyring = k } }
 
 // WithBcryptCost sets the bcrypt cost of new passwords (default
@@ -103,7 +103,8 @@ func WithBcryptCost(cost int) Option { return func(r *Registry) { r.cost = cost 
 // (Get, ByAPIKey, Owner) is a map read. Changes made on any instance reach
 // every other through the bucket's watch. It is safe for concurrent use.
 type Registry struct {
-	keyring   *sealed.Keyring    // seals JWT secrets at rest (see WithKeyring); not yet applied
+	keyring   *sealed.Keyring // seals JWT secrets at rest (see WithKeyring); nil: clear
+	onError   func(id string, err error)
 	kv        jetstream.KeyValue // producers
 	okv       jetstream.KeyValue // owners
 	now       func() time.Time
@@ -114,6 +115,11 @@ type Registry struct {
 
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// reseal holds the records to re-seal after the first load (id →
+	// revision), resealed that it is done; both belong to Run's goroutine.
+	reseal   map[string]uint64
+	resealed bool
 
 	mu        sync.RWMutex
 	producers map[string]*Producer
@@ -195,6 +201,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			case !ok:
 				return fmt.Errorf("watch %s closed", stream.ProducersBucket)
 			case e == nil:
+				r.resealAll(ctx)
 				loaded()
 			default:
 				r.watchProducer(e)
@@ -315,9 +322,9 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error
 
 	// The record comes first, then its name and claims: a reservation or
 	// claim whose producer does not exist is stale and may be taken over.
-	b, err := json.Marshal(p)
+	b, err := r.encode(&p)
 	if err != nil {
-		return Producer{}, Secrets{}, fmt.Errorf("encode producer: %w", err)
+		return Producer{}, Secrets{}, err
 	}
 	rev, err := r.kv.Create(ctx, p.ID, b)
 	if err != nil {
@@ -559,18 +566,20 @@ func (r *Registry) load(ctx context.Context, id string) (Producer, uint64, error
 	if err != nil {
 		return Producer{}, 0, fmt.Errorf("get producer %s: %w", id, err)
 	}
-	var p Producer
-	if err := json.Unmarshal(e.Value(), &p); err != nil {
-		return Producer{}, 0, fmt.Errorf("decode producer %s: %w", id, err)
+	// A JWT secret that does not open stays sealed: it is written back as
+	// it is, and applyProducer does not index it.
+	p, err := r.decode(id, e.Value())
+	if err != nil && !errors.Is(err, ErrSealedSecret) {
+		return Producer{}, 0, err
 	}
 	return p, e.Revision(), nil
 }
 
 // write stores p if the stored revision is still rev.
 func (r *Registry) write(ctx context.Context, p *Producer, rev uint64) (uint64, error) {
-	b, err := json.Marshal(p)
+	b, err := r.encode(p)
 	if err != nil {
-		return 0, fmt.Errorf("encode producer: %w", err)
+		return 0, err
 	}
 	newRev, err := r.kv.Update(ctx, p.ID, b, rev)
 	if err != nil {
@@ -647,7 +656,9 @@ func nameTaken(name, holder string) error {
 
 // watchProducer applies one entry of the producers bucket's watch. Name
 // reservations are not producers and are skipped, and so are values that
-// do not decode (there is no one to tell in a lookup).
+// do not decode (there is no one to tell in a lookup but the error
+// handler). A producer whose JWT secret does not open is removed: the
+// version loaded before may hold a secret rotated since.
 func (r *Registry) watchProducer(e jetstream.KeyValueEntry) {
 	id := e.Key()
 	if !strings.HasPrefix(id, IDPrefix) {
@@ -657,16 +668,27 @@ func (r *Registry) watchProducer(e jetstream.KeyValueEntry) {
 		r.forget(id, e.Revision())
 		return
 	}
-	var p Producer
-	if err := json.Unmarshal(e.Value(), &p); err != nil || p.ID != id {
+	p, err := r.decode(id, e.Value())
+	switch {
+	case errors.Is(err, ErrSealedSecret):
+		r.report(id, err)
+		r.forget(id, e.Revision())
+		return
+	case err != nil:
+		r.report(id, err)
+		return
+	case p.ID != id:
+		r.report(id, fmt.Errorf("producer %s: stored with id %q", id, p.ID))
 		return
 	}
+	r.noteReseal(id, e.Revision(), e.Value())
 	r.applyProducer(id, &p, e.Revision())
 }
 
 // applyProducer indexes p as stored at revision rev, unless a later
 // revision has been applied already (a write of this instance can overtake
-// the watch).
+// the watch). A producer whose JWT secret is still sealed (it did not
+// open) is removed instead: the sealed text must never serve as a key.
 func (r *Registry) applyProducer(id string, p *Producer, rev uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -675,6 +697,9 @@ func (r *Registry) applyProducer(id string, p *Producer, rev uint64) {
 	}
 	r.revs[id] = rev
 	r.unindex(id)
+	if sealed.IsSealed(p.Credentials.JWTSecret) {
+		return
+	}
 	c := clone(*p) // callers keep their copy; the index's is never written again
 	p = &c
 	r.producers[id] = p

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,10 @@ func TestCreateInvalid(t *testing.T) {
 		{"category twice", Spec{Name: "a", Owns: []string{"BILLING", "BILLING"}}, []string{"/owns/1"}},
 		{"category outside the tags", Spec{Name: "a", Tags: []string{"ORDERS.>"}, Owns: []string{"BILLING"}}, []string{"/owns/0"}},
 		{"everything", Spec{Name: "", Tags: []string{""}, Rate: Rate{Burst: -5}}, []string{"/name", "/tags/0", "/rate/burst"}},
+		{"bad scope patterns", Spec{Name: "a", Scopes: Scopes{Read: []string{"A.>", "A..B"}, Subscribe: []string{""}, Consume: []string{"X.>.Y"}}},
+			[]string{"/scopes/read/1", "/scopes/subscribe/0", "/scopes/consume/0"}},
+		{"too many read patterns", Spec{Name: "a", Scopes: Scopes{Read: slices.Repeat([]string{"A.*"}, MaxPatterns+1)}}, []string{"/scopes/read"}},
+		{"owns without write scope", Spec{Name: "a", Scopes: Scopes{Read: []string{">"}}, Owns: []string{"BILLING"}}, []string{"/owns/0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -235,10 +240,15 @@ func TestCreateValid(t *testing.T) {
 		{Spec{Name: "d", Tags: []string{"*.*"}, Owns: []string{"ORDERS"}}, Producer{Name: "d", Tags: []string{"*.*"}, Owns: []string{"ORDERS"}}},
 		{Spec{Name: "e", Rate: Rate{PerSecond: -3}}, Producer{Name: "e", Tags: []string{">"}, Rate: Rate{PerSecond: -1}}},
 		{Spec{Name: " f ", Rate: Rate{PerSecond: 2.5, Burst: 10}}, Producer{Name: "f", Tags: []string{">"}, Rate: Rate{PerSecond: 2.5, Burst: 10}}},
+		// A client given other scopes writes only the tags it is given.
+		{Spec{Name: "reader", Scopes: Scopes{Read: []string{"BILLING.>"}}}, Producer{Name: "reader", Scopes: Scopes{Read: []string{"BILLING.>"}}}},
+		{Spec{Name: "admin", Scopes: Scopes{Admin: true}}, Producer{Name: "admin", Scopes: Scopes{Admin: true}}},
+		{Spec{Name: "both", Tags: []string{"A.*"}, Scopes: Scopes{Subscribe: []string{"A.>"}, Consume: []string{">"}}},
+			Producer{Name: "both", Tags: []string{"A.*"}, Scopes: Scopes{Subscribe: []string{"A.>"}, Consume: []string{">"}}}},
 	}
 	for _, tt := range tests {
 		p, _ := create(t, r, tt.spec)
-		got := Producer{Name: p.Name, Tags: p.Tags, Owns: p.Owns, Rate: p.Rate}
+		got := Producer{Name: p.Name, Tags: p.Tags, Scopes: p.Scopes, Owns: p.Owns, Rate: p.Rate}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("Create(%+v) (-want +got):\n%s", tt.spec, diff)
 		}
@@ -355,6 +365,25 @@ func TestUpdate(t *testing.T) {
 		_, err = a.Update(t.Context(), p.ID, func(p *Producer) error { p.ID = "prd_other"; return nil })
 		if !errors.As(err, &ve) || ve.Errors[0].Pointer != "/id" {
 			t.Errorf("Update(id) = %v; want a *ValidationError at /id", err)
+		}
+	})
+	t.Run("scopes", func(t *testing.T) {
+		want := Scopes{Read: []string{"BILLING.>"}, Consume: []string{"BILLING.*"}}
+		got, err := a.Update(t.Context(), p.ID, func(p *Producer) error { p.Scopes = want; return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got.Scopes); diff != "" {
+			t.Errorf("Update scopes (-want +got):\n%s", diff)
+		}
+		eventually(t, "the other instance sees the scopes", func() bool {
+			q, ok := b.Get(p.ID)
+			return ok && cmp.Equal(q.Scopes, want)
+		})
+		_, err = a.Update(t.Context(), p.ID, func(p *Producer) error { p.Scopes.Subscribe = []string{"A.>.B"}; return nil })
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Errors[0].Pointer != "/scopes/subscribe/0" {
+			t.Errorf("Update(bad subscribe pattern) = %v; want a *ValidationError at /scopes/subscribe/0", err)
 		}
 	})
 	t.Run("fn error", func(t *testing.T) {
