@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/natstest"
@@ -40,6 +41,10 @@ type env struct {
 	api *httptest.Server
 	svc *Service
 	cfg Config
+	// opts are given to every notifier the env starts; gate, when set,
+	// guards the API like in a running service.
+	opts []Option
+	gate *access.Gate
 }
 
 func testConfig() Config {
@@ -99,7 +104,7 @@ func (e *env) startStoppable(cfg Config) (*Service, func()) {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	svc, err := New(cfg, e.js, e.kv, prometheus.NewRegistry(), log)
+	svc, err := New(cfg, e.js, e.kv, prometheus.NewRegistry(), log, e.opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -108,6 +113,9 @@ func (e *env) startStoppable(cfg Config) (*Service, func()) {
 	go func() { done <- svc.Run(ctx) }()
 	if e.api == nil {
 		r := chi.NewRouter()
+		if e.gate != nil {
+			r.Use(e.gate.Middleware(r))
+		}
 		svc.Mount(r)
 		e.api = httptest.NewServer(r)
 		e.t.Cleanup(e.api.Close)
@@ -133,6 +141,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 // call makes an API request and decodes a JSON answer into out (if not nil).
 func (e *env) call(method, path string, body any, out any) int {
 	e.t.Helper()
+	return e.callAs("", method, path, body, out)
+}
+
+// callAs is call with a bearer token (none when empty).
+func (e *env) callAs(token, method, path string, body any, out any) int {
+	e.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := jsonv2.Marshal(body)
@@ -146,6 +160,9 @@ func (e *env) call(method, path string, body any, out any) int {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

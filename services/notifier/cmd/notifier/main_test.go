@@ -43,21 +43,39 @@ func TestBadSettings(t *testing.T) {
 	}
 }
 
-// TestServes: the notifier starts through the shared assembly: its API
-// and ops endpoints answer with request ids, unknown paths with
-// problem+json.
+// TestServes: the notifier starts through the shared assembly, with
+// clients authenticating by default: its API and ops endpoints answer the
+// admin token with request ids, requests without credentials with 401,
+// unknown paths with problem+json.
 func TestServes(t *testing.T) {
 	ns := natstest.Start(t)
-	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "LOG_LEVEL": "warn"})
+	const admin = "test-admin-token"
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "LOG_LEVEL": "warn", "ADMIN_TOKEN": admin})
 	p.WaitReady(t, 20*time.Second)
-	for path, want := range map[string]int{"/v1/subscriptions": 200, "/metrics": 200, "/v1/nothing": 404} {
-		resp, err := http.Get(p.Base + path)
+	for _, tt := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/v1/subscriptions", admin, 200},
+		{"/metrics", admin, 200},
+		{"/v1/nothing", admin, 404},
+		{"/v1/subscriptions", "", 401},
+		{"/metrics", "", 401},
+	} {
+		req, err := http.NewRequest("GET", p.Base+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != want || resp.Header.Get("X-Request-ID") == "" {
-			t.Errorf("GET %s = %d (request id %q); want %d with a request id", path, resp.StatusCode, resp.Header.Get("X-Request-ID"), want)
+		if resp.StatusCode != tt.want || resp.Header.Get("X-Request-ID") == "" {
+			t.Errorf("GET %s (token %q) = %d (request id %q); want %d with a request id", tt.path, tt.token, resp.StatusCode, resp.Header.Get("X-Request-ID"), tt.want)
 		}
 	}
 	if err := p.Stop(); err != nil {
