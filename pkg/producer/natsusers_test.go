@@ -14,6 +14,7 @@ func TestNATSUsers(t *testing.T) {
 		"prd_wide":     []byte(`{"id":"prd_wide","name":"wide","enabled":true,"tags":[">"],"credentials":{"password_hash":"` + hash + `"}}`),
 		"prd_off":      []byte(`{"id":"prd_off","name":"off","enabled":false,"tags":[">"],"credentials":{"password_hash":"` + hash + `"}}`),
 		"prd_nopass":   []byte(`{"id":"prd_nopass","name":"nopass","enabled":true,"tags":[">"],"credentials":{}}`),
+		"prd_reader":   []byte(`{"id":"prd_reader","name":"reader","enabled":true,"scopes":{"read":[">"]},"credentials":{"password_hash":"` + hash + `"}}`),
 		"name.billing": []byte(`prd_billing`),
 		"prd_broken":   []byte(`{"id":`),
 		"prd_moved":    []byte(`{"id":"prd_other","enabled":true,"credentials":{"password_hash":"` + hash + `"}}`),

@@ -28,7 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/eventsync/eventsync/pkg/auth"
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -339,14 +339,12 @@ func hostileLoad(t *testing.T, dir string) []hostileCase {
 }
 
 // newHostileIngest runs ingest on a real JetStream behind the production
-// HTTP server limits, and returns its base URL, a function counting the
-// messages in the EVENTS stream, and whether producers must authenticate.
-// The handler is wrapped so that a panic fails the test rather than only
-// closing a connection.
-//
-// Ingest here runs without authentication; once it authenticates, this is
-// the place that registers the producers the corpus names (see above) and
-// returns authEnabled true.
+// HTTP server limits and a real access gate, as a process routes it, and
+// returns its base URL, a function counting the messages in the EVENTS
+// stream, and whether producers must authenticate (they do: the gate's
+// registry holds the producers the corpus names, see above). The handler
+// is wrapped so that a panic fails the test rather than only closing a
+// connection.
 func newHostileIngest(t *testing.T) (baseURL string, published func() int, authEnabled bool) {
 	t.Helper()
 	ns := natstest.Start(t)
@@ -358,13 +356,13 @@ func newHostileIngest(t *testing.T) (baseURL string, published func() int, authE
 	if err := stream.Ensure(t.Context(), js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	trust := hostileTrust(t, js)
+	gate, trust := hostileTrust(t, js)
 	svc, err := New(Config{PublishTimeout: time.Second}, nc, js, trust, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
-	r.Use(hostilePanics(t), httpserve.RequestID)
+	r.Use(hostilePanics(t), httpserve.RequestID, gate.Middleware(r))
 	svc.Mount(r)
 	srv, err := httpserve.ListenWith("127.0.0.1:0", r, httpserve.Options{})
 	if err != nil {
@@ -393,70 +391,55 @@ func newHostileIngest(t *testing.T) (baseURL string, published func() int, authE
 	return "http://" + srv.Addr(), published, true
 }
 
-// hostileTrust is the real trust machinery (registry, authenticator, owners,
-// replay store, rate limits) with the corpus' producers written straight
-// into the registry's bucket, because their secrets must be known.
-func hostileTrust(t *testing.T, js jetstream.JetStream) Trust {
+// hostileTrust is the real trust machinery (gate, registry, authenticator,
+// owners, replay store, rate limits) with the corpus' producers written
+// straight into the registry's bucket, because their secrets must be
+// known. The gate does not throttle failed authentications: the corpus
+// fails on purpose, many times.
+func hostileTrust(t *testing.T, js jetstream.JetStream) (*access.Gate, Trust) {
 	t.Helper()
 	ctx := t.Context()
-	reg, err := producer.Open(ctx, js, stream.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(hostilePassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, stream.ProducersBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	for _, p := range []producer.Producer{
-		{ID: hostileProducer, Name: "hostile", Enabled: true, Tags: []string{">"}, Rate: producer.Rate{PerSecond: -1},
-			Credentials: producer.Credentials{PasswordHash: string(hash), JWTSecret: hostileJWTSecret,
-				APIKeys: []producer.APIKey{{Prefix: hostileAPIKey[:12], SHA256: producer.HashKey(hostileAPIKey), CreatedAt: now}}}},
-		{ID: hostileDisabled, Name: "hostile-disabled", Enabled: false, Tags: []string{">"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
-		{ID: hostileNarrow, Name: "hostile-narrow", Enabled: true, Tags: []string{"ALLOWED.*", "OWNED.*"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
-	} {
-		p.CreatedAt = now
-		b, err := json.Marshal(p)
+	gate := startGate(t, js, access.Config{Auth: access.AuthClients}, func(*access.Gate) {
+		kv, err := js.KeyValue(ctx, stream.ProducersBucket)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := kv.Put(ctx, p.ID, b); err != nil {
-			t.Fatal(err)
+		now := time.Now().UTC()
+		for _, p := range []producer.Producer{
+			{ID: hostileProducer, Name: "hostile", Enabled: true, Tags: []string{">"}, Rate: producer.Rate{PerSecond: -1},
+				Credentials: producer.Credentials{PasswordHash: string(hash), JWTSecret: hostileJWTSecret,
+					APIKeys: []producer.APIKey{{Prefix: hostileAPIKey[:12], SHA256: producer.HashKey(hostileAPIKey), CreatedAt: now}}}},
+			{ID: hostileDisabled, Name: "hostile-disabled", Enabled: false, Tags: []string{">"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
+			{ID: hostileNarrow, Name: "hostile-narrow", Enabled: true, Tags: []string{"ALLOWED.*", "OWNED.*"}, Credentials: producer.Credentials{PasswordHash: string(hash)}},
+		} {
+			p.CreatedAt = now
+			b, err := json.Marshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kv.Put(ctx, p.ID, b); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- reg.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-reg.Ready():
-	case <-time.After(5 * time.Second):
-		t.Fatal("registry not ready")
-	}
+	})
+	reg := gate.Registry()
 	if _, err := reg.Claim(ctx, "OWNED", hostileNarrow); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{hostileProducer, hostileDisabled, hostileNarrow} {
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			if _, ok := reg.Get(id); ok {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("producer %s not loaded", id)
-			}
+		if _, ok := reg.Get(id); !ok {
+			t.Fatalf("producer %s not loaded", id)
 		}
 	}
-	jti, err := stream.EnsureJTI(ctx, js, stream.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Trust{
-		Auth:   auth.New(reg, auth.NewReplayStore(jti), auth.Config{}),
-		Owners: reg,
-		Limits: ratelimit.New(ratelimit.Rate{}),
+	return gate, Trust{
+		Auth:    gate.Authenticator(),
+		Clients: reg,
+		Owners:  reg,
+		Limits:  ratelimit.New(ratelimit.Rate{}),
 	}
 }
 

@@ -20,9 +20,11 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
 
@@ -45,8 +47,30 @@ func newHarnessWithStream(t *testing.T, cfg Config, sc stream.Config) *harness {
 	return newHarnessWith(t, cfg, sc, Trust{})
 }
 
-// newHarnessWith runs ingest with the given trust checks.
+// newHarnessWith runs ingest with the given trust checks and no gate in
+// front: every HTTP request comes as the unrestricted principal, as with
+// authentication off.
 func newHarnessWith(t *testing.T, cfg Config, sc stream.Config, trust Trust) *harness {
+	t.Helper()
+	h, _ := newHarnessBehind(t, cfg, sc, nil, func(*access.Gate) Trust { return trust })
+	return h
+}
+
+// testAdminToken is the admin token of the gates of these tests.
+const testAdminToken = "admin-token-for-ingest-tests-0123456789"
+
+// newGatedHarness runs ingest behind a real access gate with
+// authentication on, routed as a process routes it; trust is built from
+// the gate (its registry and authenticator). Clients are created in
+// gate.Registry().
+func newGatedHarness(t *testing.T, cfg Config, trust func(*access.Gate) Trust) (*harness, *access.Gate) {
+	t.Helper()
+	return newHarnessBehind(t, cfg, stream.Config{}, &access.Config{Auth: access.AuthClients, AdminToken: testAdminToken}, trust)
+}
+
+// newHarnessBehind runs ingest, behind a gate opened with acfg unless it
+// is nil.
+func newHarnessBehind(t *testing.T, cfg Config, sc stream.Config, acfg *access.Config, trust func(*access.Gate) Trust) (*harness, *access.Gate) {
 	t.Helper()
 	ns := natstest.Start(t)
 	nc := ns.Connect(t)
@@ -61,11 +85,18 @@ func newHarnessWith(t *testing.T, cfg Config, sc stream.Config, trust Trust) *ha
 	if err := stream.Ensure(ctx, js, sc); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg, nc, js, trust, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	var gate *access.Gate
+	if acfg != nil {
+		gate = startGate(t, js, *acfg, nil)
+	}
+	svc, err := New(cfg, nc, js, trust(gate), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := chi.NewRouter()
+	if gate != nil {
+		r.Use(gate.Middleware(r))
+	}
 	svc.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
@@ -87,7 +118,44 @@ func newHarnessWith(t *testing.T, cfg Config, sc stream.Config, trust Trust) *ha
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &harness{ns: ns, nc: nc, js: js, url: srv.URL}
+	return &harness{ns: ns, nc: nc, js: js, url: srv.URL}, gate
+}
+
+// startGate opens a gate on js, calls before (when not nil) once its
+// buckets exist, runs it until the test ends and waits until it is ready.
+func startGate(t *testing.T, js jetstream.JetStream, cfg access.Config, before func(*access.Gate)) *access.Gate {
+	t.Helper()
+	gate, err := access.Open(t.Context(), js, cfg, stream.Config{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before != nil {
+		before(gate)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gate.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gate Run: %v", err)
+		}
+	})
+	if err := gate.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return gate
+}
+
+// createClient registers a client in the gate's registry and returns it
+// with the Authorization value of its API key.
+func createClient(t *testing.T, gate *access.Gate, spec producer.Spec) (*producer.Producer, string) {
+	t.Helper()
+	p, sec, err := gate.Registry().Create(t.Context(), spec)
+	if err != nil {
+		t.Fatalf("Create(%+v) = %v", spec, err)
+	}
+	return &p, "Bearer " + sec.APIKey
 }
 
 func (h *harness) post(t *testing.T, path, contentType, body string) (int, http.Header, []byte) {

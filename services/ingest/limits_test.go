@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
@@ -21,7 +22,11 @@ func TestGuardsShareRateLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g, err := OpenGuard(t.Context(), js, GuardConfig{Auth: AuthNone, RatePerSecond: 1000}, stream.Config{}, slog.New(slog.DiscardHandler))
+		gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthNone}, stream.Config{}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := OpenGuard(t.Context(), js, gate, GuardConfig{RatePerSecond: 1000}, stream.Config{}, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

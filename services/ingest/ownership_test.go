@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
-	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // treeOwners is an in-memory owners table that answers claims the way the
@@ -59,20 +59,25 @@ func (f *treeOwners) snapshot() map[string]string {
 // write to BILLING.SUB.CODE is refused like one to BILLING.CODE, with or
 // without claiming on first write.
 func TestOwnershipCoversSubCategories(t *testing.T) {
-	billing := &producer.Producer{ID: "prd_billing", Enabled: true, Tags: []string{">"}}
-	other := &producer.Producer{ID: "prd_other", Enabled: true, Tags: []string{">"}}
 	for _, claim := range []bool{false, true} {
-		owners := &treeOwners{m: map[string]string{"BILLING": billing.ID, "ORDERS.EU": other.ID}}
-		h := newHarnessWith(t, Config{}, stream.Config{}, Trust{
-			Auth:              fakeAuth{"b": billing, "o": other},
-			Owners:            owners,
-			ClaimOnFirstWrite: claim,
+		owners := &treeOwners{m: map[string]string{}}
+		h, gate := newGatedHarness(t, Config{}, func(g *access.Gate) Trust {
+			return Trust{
+				Auth:              g.Authenticator(),
+				Clients:           g.Registry(),
+				Owners:            owners,
+				ClaimOnFirstWrite: claim,
+			}
 		})
-		send := func(token, body string) (int, problem.Problem) {
+		// b and o are the clients' Authorization values.
+		billing, b := createClient(t, gate, producer.Spec{Name: "billing"})
+		other, o := createClient(t, gate, producer.Spec{Name: "other"})
+		owners.m["BILLING"], owners.m["ORDERS.EU"] = billing.ID, other.ID
+		send := func(authorization, body string) (int, problem.Problem) {
 			t.Helper()
 			req, _ := http.NewRequest("POST", h.url+"/v1/events", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Authorization", authorization)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
@@ -91,7 +96,7 @@ func TestOwnershipCoversSubCategories(t *testing.T) {
 			{"sub-category in a batch", "[" + ev("OTHER.A") + "," + ev("BILLING.SUB.CODE") + "]", "/1/category"},
 		}
 		for _, tt := range refused {
-			status, p := send("o", tt.body)
+			status, p := send(o, tt.body)
 			if status != http.StatusLocked || p.Owner != billing.ID || !strings.Contains(p.Detail, "BILLING") {
 				t.Errorf("claim %t, %s: POST = %d owner %q %q; want 423 naming %s", claim, tt.name, status, p.Owner, p.Detail, billing.ID)
 			}
@@ -104,25 +109,25 @@ func TestOwnershipCoversSubCategories(t *testing.T) {
 		}
 
 		// The owner writes its sub-categories without claiming them.
-		if status, p := send("b", ev("BILLING.SUB.CODE")); status != http.StatusAccepted {
+		if status, p := send(b, ev("BILLING.SUB.CODE")); status != http.StatusAccepted {
 			t.Errorf("claim %t: owner's write to BILLING.SUB = %d %s; want 202", claim, status, p.Detail)
 		}
 		// A category whose sub-category another producer owns is not the
 		// sub-category's: it may be written, but not claimed.
-		if status, p := send("b", ev("ORDERS.PLACED")); status != http.StatusAccepted {
+		if status, p := send(b, ev("ORDERS.PLACED")); status != http.StatusAccepted {
 			t.Errorf("claim %t: write to ORDERS = %d %s; want 202", claim, status, p.Detail)
 		}
 		want := map[string]string{"BILLING": billing.ID, "ORDERS.EU": other.ID}
 		if claim {
 			// The first writer of an unowned family still claims it.
-			if status, p := send("o", ev("SHIPPING.SENT")); status != http.StatusAccepted {
+			if status, p := send(o, ev("SHIPPING.SENT")); status != http.StatusAccepted {
 				t.Errorf("write to SHIPPING = %d %s; want 202", status, p.Detail)
 			}
 			want["SHIPPING"] = other.ID
 			// Claims are made while a request is checked, so the refused
 			// batch's first event claimed its category.
 			want["OTHER"] = other.ID
-			if status, p := send("b", ev("SHIPPING.EU.SENT")); status != http.StatusLocked || p.Owner != other.ID {
+			if status, p := send(b, ev("SHIPPING.EU.SENT")); status != http.StatusLocked || p.Owner != other.ID {
 				t.Errorf("write under SHIPPING by another = %d owner %q; want 423 naming %s", status, p.Owner, other.ID)
 			}
 		}

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/ratelimit"
 )
 
@@ -16,19 +16,22 @@ import (
 // schema lists the first 100 errors and counts the rest, like the event
 // parser's errors, instead of growing the answer with the batch.
 func TestSchemaErrorsBounded(t *testing.T) {
-	billing := &producer.Producer{ID: "prd_billing", Enabled: true, Tags: []string{"BILLING.>"}}
-	h := newHarnessWith(t, Config{}, stream.Config{}, Trust{
-		Auth:    fakeAuth{"b": billing},
-		Schemas: fakeSchemas{},
-		Limits:  ratelimit.New(ratelimit.Rate{}),
+	h, gate := newGatedHarness(t, Config{}, func(g *access.Gate) Trust {
+		return Trust{
+			Auth:    g.Authenticator(),
+			Clients: g.Registry(),
+			Schemas: fakeSchemas{},
+			Limits:  ratelimit.New(ratelimit.Rate{}),
+		}
 	})
+	_, b := createClient(t, gate, producer.Spec{Name: "billing", Tags: []string{"BILLING.>"}})
 	events := make([]string, 1000)
 	for i := range events {
 		events[i] = `{"tag":"BILLING.CHARGED","message":"m","data":{"total":1}}`
 	}
 	req, _ := http.NewRequest("POST", h.url+"/v1/events", strings.NewReader("["+strings.Join(events, ",")+"]"))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer b")
+	req.Header.Set("Authorization", b)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 // Package producers serves the admin API of the producer registry: create,
-// list, change, disable, rotate and delete producers, and render the NATS
-// server authorization that gives each producer the same rights on NATS.
-// Every route needs admin scope (see package access).
+// list, change, disable, rotate and delete producers (the clients of every
+// service: their tags are what they may write, their scopes what else they
+// may do), and render the NATS server authorization that gives each
+// producer the same rights on NATS. Every route needs admin scope (see
+// package access).
 package producers
 
 import (
@@ -101,16 +103,35 @@ type view struct {
 	ID        string        `json:"id"`
 	Name      string        `json:"name"`
 	Enabled   bool          `json:"enabled"`
-	Tags      []string      `json:"tags"`
-	Owns      []string      `json:"owns"`  // categories claimed through the API
-	Owned     []string      `json:"owned"` // every category it owns now, first writes included
-	Rate      producer.Rate `json:"rate"`  // zeros: the ingest defaults
+	Tags      []string      `json:"tags"`   // patterns it may write
+	Scopes    scopes        `json:"scopes"` // what else it may do
+	Owns      []string      `json:"owns"`   // categories claimed through the API
+	Owned     []string      `json:"owned"`  // every category it owns now, first writes included
+	Rate      producer.Rate `json:"rate"`   // zeros: the ingest defaults
 	CreatedAt time.Time     `json:"created_at"`
 	LastSeen  time.Time     `json:"last_seen,omitzero"`
 	APIKeys   []keyView     `json:"api_keys"`
 	// Credentials are the clear secrets, only in the answers of create and
 	// rotate.
 	Credentials *producer.Secrets `json:"credentials,omitempty"`
+}
+
+// scopes are a client's scopes besides writing, in the API's bodies:
+// patterns it may read, subscribe to and consume, and whether it may
+// administer EventSync.
+type scopes struct {
+	Read      []string `json:"read"`
+	Subscribe []string `json:"subscribe"`
+	Consume   []string `json:"consume"`
+	Admin     bool     `json:"admin"`
+}
+
+func scopesOf(s producer.Scopes) scopes {
+	return scopes{Read: nonNil(s.Read), Subscribe: nonNil(s.Subscribe), Consume: nonNil(s.Consume), Admin: s.Admin}
+}
+
+func (s scopes) registry() producer.Scopes {
+	return producer.Scopes{Read: s.Read, Subscribe: s.Subscribe, Consume: s.Consume, Admin: s.Admin}
 }
 
 // keyView tells API keys apart without revealing them.
@@ -122,7 +143,7 @@ type keyView struct {
 func (a *API) view(p *producer.Producer) view {
 	v := view{
 		ID: p.ID, Name: p.Name, Enabled: p.Enabled,
-		Tags: nonNil(p.Tags), Owns: nonNil(p.Owns), Owned: nonNil(a.reg.Owned(p.ID)),
+		Tags: nonNil(p.Tags), Scopes: scopesOf(p.Scopes), Owns: nonNil(p.Owns), Owned: nonNil(a.reg.Owned(p.ID)),
 		Rate: p.Rate, CreatedAt: p.CreatedAt, LastSeen: p.LastSeen,
 		APIKeys: []keyView{},
 	}
@@ -141,10 +162,11 @@ func nonNil(s []string) []string {
 
 // createRequest is the body of POST /v1/producers.
 type createRequest struct {
-	Name string        `json:"name"`
-	Tags []string      `json:"tags"`
-	Rate producer.Rate `json:"rate"`
-	Owns []string      `json:"owns"`
+	Name   string        `json:"name"`
+	Tags   []string      `json:"tags"` // default [">"] unless scopes grant something
+	Scopes scopes        `json:"scopes"`
+	Rate   producer.Rate `json:"rate"`
+	Owns   []string      `json:"owns"`
 }
 
 func (a *API) create(r *http.Request) (httpserve.Reply, error) {
@@ -152,11 +174,11 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return httpserve.Reply{}, err
 	}
-	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Rate: in.Rate, Owns: in.Owns})
+	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Scopes: in.Scopes.registry(), Rate: in.Rate, Owns: in.Owns})
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "owns", p.Owns)
+	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "scopes", p.Scopes, "owns", p.Owns)
 	v := a.view(&p)
 	v.Credentials = &sec
 	return uncached(http.StatusCreated, v), nil
@@ -189,6 +211,7 @@ type patchRequest struct {
 	Name    *string        `json:"name"`
 	Enabled *bool          `json:"enabled"`
 	Tags    *[]string      `json:"tags"`
+	Scopes  *scopes        `json:"scopes"` // replaces the scopes as a whole
 	Rate    *producer.Rate `json:"rate"`
 	Owns    *[]string      `json:"owns"`
 }
@@ -208,6 +231,9 @@ func (a *API) patch(r *http.Request) (httpserve.Reply, error) {
 		if in.Tags != nil {
 			p.Tags = *in.Tags
 		}
+		if in.Scopes != nil {
+			p.Scopes = in.Scopes.registry()
+		}
 		if in.Rate != nil {
 			p.Rate = *in.Rate
 		}
@@ -219,7 +245,7 @@ func (a *API) patch(r *http.Request) (httpserve.Reply, error) {
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	a.log.Info("producer updated", "producer", p.ID, "name", p.Name, "enabled", p.Enabled, "tags", p.Tags, "owns", p.Owns)
+	a.log.Info("producer updated", "producer", p.ID, "name", p.Name, "enabled", p.Enabled, "tags", p.Tags, "scopes", p.Scopes, "owns", p.Owns)
 	return uncached(http.StatusOK, a.view(&p)), nil
 }
 

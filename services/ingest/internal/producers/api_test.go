@@ -13,22 +13,28 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/crypto/bcrypt"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/producer"
+	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 const token = "admin-token-for-tests-0123456789"
 
-// env is an admin API over a registry on a real NATS server.
+// env is an admin API over a registry on a real NATS server, behind a
+// real access gate as a process routes it.
 type env struct {
-	t   *testing.T
-	reg *producer.Registry
-	url string
+	t     *testing.T
+	reg   *producer.Registry
+	url   string
+	admin string // the Authorization value of call
 }
 
+// newEnv starts the API behind a gate with authentication on and the
+// given admin token. Without one, a client with admin scope is registered
+// first (the gate refuses to start with nobody able to authenticate), and
+// call uses its API key.
 func newEnv(t *testing.T, adminToken string) *env {
 	t.Helper()
 	srv := natstest.Start(t)
@@ -36,25 +42,38 @@ func newEnv(t *testing.T, adminToken string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := producer.Open(t.Context(), js, stream.Config{}, producer.WithBcryptCost(bcrypt.MinCost))
+	log := slog.New(slog.DiscardHandler)
+	gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthClients, AdminToken: adminToken}, stream.Config{}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+	e := &env{t: t, reg: gate.Registry(), admin: "Bearer " + adminToken}
+	if adminToken == "" {
+		_, sec, err := e.reg.Create(t.Context(), producer.Spec{Name: "root", Scopes: producer.Scopes{Admin: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.admin = "Bearer " + sec.APIKey
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- reg.Run(ctx) }()
+	go func() { done <- gate.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	<-reg.Ready()
+	if err := gate.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	r := chi.NewRouter()
-	New(reg, adminToken, slog.New(slog.DiscardHandler)).Mount(r)
+	r.Use(gate.Middleware(r))
+	New(e.reg, log).Mount(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
-	return &env{t: t, reg: reg, url: hs.URL}
+	e.url = hs.URL
+	return e
 }
 
 // reply is an answer of the API.
@@ -96,7 +115,7 @@ func (e *env) call(method, path, body string, out any) reply {
 	if body != "" {
 		ct = "application/json"
 	}
-	r := e.do(method, path, "Bearer "+token, ct, body)
+	r := e.do(method, path, e.admin, ct, body)
 	if out != nil && len(r.body) > 0 {
 		if err := json.Unmarshal(r.body, out); err != nil {
 			e.t.Fatalf("%s %s: decode %s: %v", method, path, r.body, err)
@@ -151,17 +170,20 @@ var routes = []struct{ method, path, body string }{
 	{"POST", "/v1/producers/prd_0123456789abcdef0123456789abcdef/rotate", `{"credential":"password"}`},
 }
 
+// The gate guards every admin route (its own behaviour is tested in
+// pkg/access): only the admin token or a client with admin scope gets
+// through.
 func TestAuthorization(t *testing.T) {
 	e := newEnv(t, token)
 	tests := []struct {
 		name, auth, challenge string
 		want                  int
 	}{
-		{"none", "", `Bearer realm="eventsync-admin"`, http.StatusUnauthorized},
-		{"basic", "Basic YWRtaW46YWRtaW4=", `Bearer realm="eventsync-admin"`, http.StatusUnauthorized},
-		{"empty bearer", "Bearer ", `Bearer realm="eventsync-admin"`, http.StatusUnauthorized},
-		{"wrong token", "Bearer " + token + "x", `Bearer realm="eventsync-admin", error="invalid_token"`, http.StatusUnauthorized},
-		{"prefix of the token", "Bearer " + token[:10], `Bearer realm="eventsync-admin", error="invalid_token"`, http.StatusUnauthorized},
+		{"none", "", `Bearer realm="eventsync"`, http.StatusUnauthorized},
+		{"basic", "Basic YWRtaW46YWRtaW4=", `Bearer realm="eventsync"`, http.StatusUnauthorized},
+		{"empty bearer", "Bearer ", `Bearer realm="eventsync"`, http.StatusUnauthorized},
+		{"wrong token", "Bearer " + token + "x", `error="invalid_token"`, http.StatusUnauthorized},
+		{"prefix of the token", "Bearer " + token[:10], `error="invalid_token"`, http.StatusUnauthorized},
 		{"right token", "Bearer " + token, "", http.StatusOK},
 		{"lowercase scheme", "bearer " + token, "", http.StatusOK},
 	}
@@ -171,8 +193,8 @@ func TestAuthorization(t *testing.T) {
 			if r.status != tt.want {
 				t.Fatalf("GET /v1/producers with %q = %d %s; want %d", tt.auth, r.status, r.body, tt.want)
 			}
-			if got := r.header.Get("WWW-Authenticate"); got != tt.challenge {
-				t.Errorf("WWW-Authenticate = %q; want %q", got, tt.challenge)
+			if got := r.header.Get("WWW-Authenticate"); tt.challenge == "" && got != "" || !strings.Contains(got, tt.challenge) {
+				t.Errorf("WWW-Authenticate = %q; want it to contain %q", got, tt.challenge)
 			}
 			if tt.want == http.StatusUnauthorized && r.header.Get("Content-Type") != "application/problem+json" {
 				t.Errorf("Content-Type = %q; want application/problem+json", r.header.Get("Content-Type"))
@@ -187,19 +209,43 @@ func TestAuthorization(t *testing.T) {
 	if got := e.reg.List(); len(got) != 0 {
 		t.Errorf("unauthorized requests created %d producers", len(got))
 	}
+
+	// A client needs admin scope: writing, reading, subscribing and
+	// consuming every tag is not enough.
+	_, sec, err := e.reg.Create(t.Context(), producer.Spec{Name: "busy", Tags: []string{">"},
+		Scopes: producer.Scopes{Read: []string{">"}, Subscribe: []string{">"}, Consume: []string{">"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routes {
+		r := e.do(rt.method, rt.path, "Bearer "+sec.APIKey, "application/json", rt.body)
+		if r.status != http.StatusForbidden || !strings.Contains(string(r.body), "admin scope") {
+			t.Errorf("%s %s by a client without admin scope = %d %s; want 403 naming the admin scope", rt.method, rt.path, r.status, r.body)
+		}
+	}
+	if got := e.reg.List(); len(got) != 1 {
+		t.Errorf("refused requests changed the producers: %d; want 1", len(got))
+	}
 }
 
-func TestDisabledWithoutToken(t *testing.T) {
+// Without an admin token the admin API is a client's with admin scope
+// (before the gate it answered 404 naming ADMIN_TOKEN).
+func TestAdminScopeWithoutToken(t *testing.T) {
 	e := newEnv(t, "")
 	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
 		for _, rt := range routes {
-			r := e.do(rt.method, rt.path, auth, "application/json", rt.body)
-			var p problemBody
-			_ = json.Unmarshal(r.body, &p)
-			if r.status != http.StatusNotFound || !strings.Contains(p.Detail, "ADMIN_TOKEN") {
-				t.Errorf("%s %s with %q and no admin token = %d %s; want 404 naming ADMIN_TOKEN", rt.method, rt.path, auth, r.status, r.body)
+			if r := e.do(rt.method, rt.path, auth, "application/json", rt.body); r.status != http.StatusUnauthorized {
+				t.Errorf("%s %s with %q and no admin token = %d %s; want 401", rt.method, rt.path, auth, r.status, r.body)
 			}
 		}
+	}
+	var l list
+	if r := e.call("GET", "/v1/producers", "", &l); r.status != http.StatusOK || len(l.Producers) != 1 || !l.Producers[0].Scopes.Admin {
+		t.Errorf("GET /v1/producers by the admin client = %d %s; want 200 listing it with admin scope", r.status, r.body)
+	}
+	c := e.create(`{"name":"billing"}`)
+	if r := e.call("DELETE", "/v1/producers/"+c.ID, "", nil); r.status != http.StatusNoContent {
+		t.Errorf("DELETE by the admin client = %d %s; want 204", r.status, r.body)
 	}
 }
 
@@ -210,7 +256,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("credentials = %+v; want password, api key and jwt secret", c.Credentials)
 	}
 	want := view{
-		ID: c.ID, Name: "billing", Enabled: true, Tags: []string{"BILLING.>"}, Owns: []string{"BILLING"}, Owned: []string{"BILLING"},
+		ID: c.ID, Name: "billing", Enabled: true, Tags: []string{"BILLING.>"}, Scopes: noScopes, Owns: []string{"BILLING"}, Owned: []string{"BILLING"},
 		Rate: producer.Rate{PerSecond: 100, Burst: 200}, CreatedAt: c.CreatedAt,
 		APIKeys: []keyView{{Prefix: c.Credentials.APIKey[:12], CreatedAt: c.CreatedAt}},
 	}
@@ -298,6 +344,51 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// noScopes is how the API shows a client with no scope but writing.
+var noScopes = scopes{Read: []string{}, Subscribe: []string{}, Consume: []string{}}
+
+func TestScopes(t *testing.T) {
+	e := newEnv(t, token)
+	// A client given scopes writes nothing unless given tags too.
+	c := e.create(`{"name":"dashboard","scopes":{"read":["BILLING.>","ORDERS.*"],"subscribe":["BILLING.>"]}}`)
+	want := scopes{Read: []string{"BILLING.>", "ORDERS.*"}, Subscribe: []string{"BILLING.>"}, Consume: []string{}}
+	if diff := cmp.Diff(want, c.Scopes); diff != "" || len(c.Tags) != 0 {
+		t.Errorf("create with scopes: tags %v, scopes (-want +got):\n%s", c.Tags, diff)
+	}
+	stored := mustGet(t, e.reg, c.ID)
+	if diff := cmp.Diff(producer.Scopes{Read: want.Read, Subscribe: want.Subscribe}, stored.Scopes); diff != "" {
+		t.Errorf("registry scopes (-want +got):\n%s", diff)
+	}
+	var got view
+	if r := e.call("GET", "/v1/producers/"+c.ID, "", &got); r.status != http.StatusOK || !cmp.Equal(want, got.Scopes) {
+		t.Errorf("GET = %d %s; want the scopes", r.status, r.body)
+	}
+	var l list
+	if r := e.call("GET", "/v1/producers", "", &l); r.status != http.StatusOK || len(l.Producers) != 1 || !cmp.Equal(want, l.Producers[0].Scopes) {
+		t.Errorf("GET /v1/producers = %d %s; want the scopes", r.status, r.body)
+	}
+	// Without scopes a client writes every tag, as producers always did.
+	if p := e.create(`{"name":"writer"}`); !cmp.Equal(p.Tags, []string{">"}) || !cmp.Equal(p.Scopes, noScopes) {
+		t.Errorf("create without scopes = tags %v, scopes %+v; want [>] and none", p.Tags, p.Scopes)
+	}
+
+	// PATCH replaces the scopes when given, and keeps them otherwise.
+	r := e.call("PATCH", "/v1/producers/"+c.ID, `{"scopes":{"consume":["BILLING.*"],"admin":true}}`, &got)
+	want = scopes{Read: []string{}, Subscribe: []string{}, Consume: []string{"BILLING.*"}, Admin: true}
+	if r.status != http.StatusOK || !cmp.Equal(want, got.Scopes) {
+		t.Errorf("PATCH scopes = %d %s; want %+v", r.status, r.body, want)
+	}
+	if r := e.call("PATCH", "/v1/producers/"+c.ID, `{"name":"board"}`, &got); r.status != http.StatusOK || !cmp.Equal(want, got.Scopes) {
+		t.Errorf("PATCH name = %d %s; want the scopes kept", r.status, r.body)
+	}
+	if r := e.call("PATCH", "/v1/producers/"+c.ID, `{"scopes":null}`, &got); r.status != http.StatusOK || !cmp.Equal(want, got.Scopes) {
+		t.Errorf("PATCH scopes null = %d %s; want the scopes kept", r.status, r.body)
+	}
+	if r := e.call("PATCH", "/v1/producers/"+c.ID, `{"scopes":{}}`, &got); r.status != http.StatusOK || !cmp.Equal(noScopes, got.Scopes) {
+		t.Errorf("PATCH scopes {} = %d %s; want none", r.status, r.body)
+	}
+}
+
 func mustGet(t *testing.T, reg *producer.Registry, id string) *producer.Producer {
 	t.Helper()
 	p, ok := reg.Get(id)
@@ -332,6 +423,11 @@ func TestBadRequests(t *testing.T) {
 		{"patch unknown id", "PATCH", "/v1/producers/prd_0123456789abcdef0123456789abcdef", "application/json", `{"name":"x"}`, 404, nil},
 		{"patch malformed id", "PATCH", "/v1/producers/nope", "application/json", `{"name":"x"}`, 404, nil},
 		{"patch invalid", "PATCH", "/v1/producers/" + other.ID, "application/json", `{"tags":["a..b"]}`, 422, []string{"/tags/0"}},
+		{"invalid scopes", "POST", "/v1/producers", "application/json", `{"name":"a","scopes":{"read":["A..B"],"subscribe":["X.>","X.>.Y"],"consume":[""]}}`, 422,
+			[]string{"/scopes/read/0", "/scopes/subscribe/1", "/scopes/consume/0"}},
+		{"unknown scope", "POST", "/v1/producers", "application/json", `{"name":"a","scopes":{"write":["A.>"]}}`, 422, []string{"/scopes/write"}},
+		{"scope of the wrong type", "POST", "/v1/producers", "application/json", `{"name":"a","scopes":{"admin":"yes"}}`, 422, []string{"/scopes/admin"}},
+		{"patch invalid scopes", "PATCH", "/v1/producers/" + other.ID, "application/json", `{"scopes":{"read":["a b"]}}`, 422, []string{"/scopes/read/0"}},
 		{"patch null tags", "PATCH", "/v1/producers/" + other.ID, "application/json", `{"tags":null,"owns":null}`, 200, nil},
 		{"patch unknown member", "PATCH", "/v1/producers/" + other.ID, "application/json", `{"id":"prd_x"}`, 422, []string{"/id"}},
 		{"patch name taken", "PATCH", "/v1/producers/" + other.ID, "application/json", `{"name":"billing"}`, 409, []string{"/name"}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,8 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/services/ingest/internal/schema"
 	"github.com/eventsync/eventsync/services/ingest/internal/schemas"
@@ -23,8 +26,11 @@ import (
 
 const token = "s3cret-admin-token"
 
-// server serves the API over a registry on a fresh NATS server.
-func server(t *testing.T, adminToken string) (*httptest.Server, *schema.Registry) {
+// server serves the API over a registry on a fresh NATS server, behind a
+// real access gate with authentication on and the given admin token, as a
+// process routes it. before, when not nil, registers clients before the
+// gate starts.
+func server(t *testing.T, adminToken string, before ...func(*producer.Registry)) (*httptest.Server, *schema.Registry) {
 	t.Helper()
 	srv := natstest.Start(t)
 	js, err := stream.JetStream(srv.Connect(t), 5*time.Second)
@@ -35,9 +41,25 @@ func server(t *testing.T, adminToken string) (*httptest.Server, *schema.Registry
 	if err != nil {
 		t.Fatal(err)
 	}
+	log := slog.New(slog.DiscardHandler)
+	gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthClients, AdminToken: adminToken}, stream.Config{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range before {
+		f(gate.Registry())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- gate.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := gate.Ready(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	reg := schema.New(kv)
 	r := chi.NewRouter()
-	schemas.New(reg, adminToken, nil).Mount(r)
+	r.Use(gate.Middleware(r))
+	schemas.New(reg, log).Mount(r)
 	ts := httptest.NewServer(r)
 	t.Cleanup(ts.Close)
 	return ts, reg
@@ -179,11 +201,11 @@ func TestAuth(t *testing.T) {
 		status              int
 		challenge           string
 	}{
-		{"none", "", http.StatusUnauthorized, `Bearer realm="eventsync-admin"`},
-		{"basic", "Basic YWRtaW46czNjcmV0", http.StatusUnauthorized, `Bearer realm="eventsync-admin"`},
-		{"empty bearer", "Bearer ", http.StatusUnauthorized, `Bearer realm="eventsync-admin"`},
-		{"wrong", "Bearer s3cret-admin-tokeN", http.StatusUnauthorized, `Bearer realm="eventsync-admin", error="invalid_token"`},
-		{"prefix", "Bearer s3cret", http.StatusUnauthorized, `Bearer realm="eventsync-admin", error="invalid_token"`},
+		{"none", "", http.StatusUnauthorized, `Bearer realm="eventsync"`},
+		{"basic", "Basic YWRtaW46czNjcmV0", http.StatusUnauthorized, `Bearer realm="eventsync"`},
+		{"empty bearer", "Bearer ", http.StatusUnauthorized, `Bearer realm="eventsync"`},
+		{"wrong", "Bearer s3cret-admin-tokeN", http.StatusUnauthorized, `error="invalid_token"`},
+		{"prefix", "Bearer s3cret", http.StatusUnauthorized, `error="invalid_token"`},
 		{"right", "Bearer " + token, http.StatusOK, ""},
 		{"scheme case", "bearer " + token, http.StatusOK, ""},
 	}
@@ -193,8 +215,8 @@ func TestAuth(t *testing.T) {
 			if res.status != tt.status {
 				t.Fatalf("GET with %q = %d %s; want %d", tt.authorization, res.status, res.body, tt.status)
 			}
-			if got := res.header.Get("WWW-Authenticate"); got != tt.challenge {
-				t.Errorf("GET with %q WWW-Authenticate = %q; want %q", tt.authorization, got, tt.challenge)
+			if got := res.header.Get("WWW-Authenticate"); tt.challenge == "" && got != "" || !strings.Contains(got, tt.challenge) {
+				t.Errorf("GET with %q WWW-Authenticate = %q; want it to contain %q", tt.authorization, got, tt.challenge)
 			}
 			if tt.status == http.StatusUnauthorized && res.header.Get("Content-Type") != problem.ContentType {
 				t.Errorf("GET with %q Content-Type = %q; want %q", tt.authorization, res.header.Get("Content-Type"), problem.ContentType)
@@ -211,17 +233,40 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-func TestDisabledWithoutToken(t *testing.T) {
-	ts, _ := server(t, "")
+// Without an admin token the schemas are managed by clients with admin
+// scope (before the gate the API answered 404 naming ADMIN_TOKEN); other
+// clients are refused with 403.
+func TestAdminScopeWithoutToken(t *testing.T) {
+	var admin, writer string
+	ts, _ := server(t, "", func(reg *producer.Registry) {
+		for _, c := range []struct {
+			key  *string
+			spec producer.Spec
+		}{
+			{&admin, producer.Spec{Name: "root", Scopes: producer.Scopes{Admin: true}}},
+			{&writer, producer.Spec{Name: "writer", Scopes: producer.Scopes{Read: []string{">"}, Subscribe: []string{">"}, Consume: []string{">"}}, Tags: []string{">"}}},
+		} {
+			_, sec, err := reg.Create(t.Context(), c.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			*c.key = "Bearer " + sec.APIKey
+		}
+	})
 	for _, authorization := range []string{"", "Bearer ", "Bearer anything"} {
-		res := do(t, ts, "GET", "/v1/schemas", "", "Authorization", authorization)
-		p := decode[problem.Problem](t, res)
-		if res.status != http.StatusNotFound || p.Detail != "the admin API is disabled: set ADMIN_TOKEN" {
-			t.Errorf("GET with %q and no admin token = %d %q; want 404 %q", authorization, res.status, p.Detail, "the admin API is disabled: set ADMIN_TOKEN")
+		if res := do(t, ts, "GET", "/v1/schemas", "", "Authorization", authorization); res.status != http.StatusUnauthorized {
+			t.Errorf("GET with %q and no admin token = %d; want 401", authorization, res.status)
 		}
-		if ra := res.header.Get("Retry-After"); ra != "" {
-			t.Errorf("GET with no admin token Retry-After = %q; want none (retrying will not help)", ra)
-		}
+	}
+	res := do(t, ts, "PUT", "/v1/schemas/ORDERS", `{}`, "Authorization", writer)
+	if p := decode[problem.Problem](t, res); res.status != http.StatusForbidden || !strings.Contains(p.Detail, "admin scope") {
+		t.Errorf("PUT by a client without admin scope = %d %q; want 403 naming the admin scope", res.status, p.Detail)
+	}
+	if res := do(t, ts, "PUT", "/v1/schemas/ORDERS", `{}`, "Authorization", admin); res.status != http.StatusCreated {
+		t.Errorf("PUT by a client with admin scope = %d %s; want 201", res.status, res.body)
+	}
+	if res := do(t, ts, "GET", "/v1/schemas/ORDERS", "", "Authorization", admin); res.status != http.StatusOK {
+		t.Errorf("GET by a client with admin scope = %d %s; want 200", res.status, res.body)
 	}
 }
 
