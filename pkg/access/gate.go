@@ -99,6 +99,7 @@ type Gate struct {
 	keyring  *sealed.Keyring     // nil: secrets kept in clear
 	auth     *auth.Authenticator // nil with authentication off
 	tokens   *Tokens
+	rules    map[string]Rule // method + " " + pattern → rule
 }
 
 // Open opens the client registry, the JWT replay store and the access
@@ -110,7 +111,7 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, cfg Config, sc stre
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = auth.DefaultClockSkew
 	}
-	g := &Gate{cfg: cfg, log: log.With("component", "access")}
+	g := &Gate{cfg: cfg, log: log.With("component", "access"), rules: index(Routes)}
 	var err error
 	if g.keyring, err = cfg.Keyring(); err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func (g *Gate) Middleware(routes chi.Routes) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			rule, ok := lookup(r.Method, pattern)
+			rule, ok := g.rules[r.Method+" "+pattern]
 			if !ok {
 				g.log.Error("route has no access rule", "method", r.Method, "route", pattern)
 				problem.Write(w, problem.New(http.StatusForbidden, "forbidden", "no access rule for "+r.Method+" "+pattern))
@@ -290,15 +291,18 @@ func Forbidden(detail string) *problem.Problem {
 	return problem.New(http.StatusForbidden, "forbidden", detail)
 }
 
-var rules = func() map[string]Rule {
-	m := make(map[string]Rule, len(Routes))
-	for _, r := range Routes {
+// AddRules adds rules for routes beyond the table's, such as the routes of
+// a test's own parts. Call it before serving.
+func (g *Gate) AddRules(rules ...Rule) {
+	for _, r := range rules {
+		g.rules[r.Method+" "+r.Pattern] = r
+	}
+}
+
+func index(rules []Rule) map[string]Rule {
+	m := make(map[string]Rule, len(rules))
+	for _, r := range rules {
 		m[r.Method+" "+r.Pattern] = r
 	}
 	return m
-}()
-
-func lookup(method, pattern string) (Rule, bool) {
-	r, ok := rules[method+" "+pattern]
-	return r, ok
 }

@@ -22,6 +22,9 @@ type StackOptions struct {
 	AccessLog bool     // one line per request at info level (health probes at debug)
 	MaxBody   int64    // largest request body in bytes; 0: DefaultMaxBody
 	Origins   []string // CORS origins (see CORS)
+	// Guard, when set, is the last middleware: given the router, it
+	// decides which requests reach the routes (the access gate).
+	Guard func(chi.Routes) func(http.Handler) http.Handler
 }
 
 // Stack returns the middleware of every route of every EventSync service,
@@ -46,6 +49,9 @@ func Stack(o StackOptions) []func(http.Handler) http.Handler {
 func NewRouter(o StackOptions) chi.Router {
 	r := chi.NewRouter()
 	r.Use(Stack(o)...)
+	if o.Guard != nil {
+		r.Use(o.Guard(r))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.NotFound("no endpoint at "+r.URL.Path))
 	})

@@ -110,7 +110,8 @@ func startEnv(t *testing.T, p service.Program, environ map[string]string, args .
 	if p.Name == "" {
 		p.Name = "test"
 	}
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "error"}, args...)
+	args = append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "error", "--auth", "none"}, args...)
+	p.Rules = echoRules
 	ctx, cancel := context.WithCancel(context.Background())
 	proc, err := service.Start(ctx, p, args, env(environ), io.Discard)
 	if err != nil {

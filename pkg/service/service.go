@@ -100,8 +100,12 @@ type Program struct {
 	HTTPAddr string // default listen address
 	// CORSOrigins is the default of --cors-origins.
 	CORSOrigins string
-	// AuthDefault is the default of --auth; empty: Validate settles it.
+	// AuthDefault is the default of --auth; empty: Validate settles it,
+	// else clients.
 	AuthDefault string
+	// Rules are access rules of routes beyond access.Routes (a test's
+	// parts); the binaries have none.
+	Rules []access.Rule
 	Parts       []Part
 	Broker      Broker      // nil: a NATS server at --nats-url
 	Store       StoreOpener // nil: the program has no event store
@@ -235,6 +239,9 @@ func Start(ctx context.Context, p Program, args []string, getenv func(string) st
 	if p.Validate != nil {
 		errs = append(errs, p.Validate(&c))
 	}
+	if c.Access.Auth == "" {
+		c.Access.Auth = access.AuthClients // nobody settled it: the safe way
+	}
 	errs = append(errs, c.Access.Validate())
 	for _, part := range p.Parts {
 		errs = append(errs, part.Validate())
@@ -274,6 +281,15 @@ func Start(ctx context.Context, p Program, args []string, getenv func(string) st
 	return proc, nil
 }
 
+// MetricsAddr is where the ops listener serves /metrics; empty without
+// --metrics-addr.
+func (p *Process) MetricsAddr() string {
+	if p.ops == nil {
+		return ""
+	}
+	return p.ops.Addr()
+}
+
 // HTTPAddr is where the HTTP server listens.
 func (p *Process) HTTPAddr() string { return p.srv.Addr() }
 
@@ -306,12 +322,15 @@ func (p *Process) router(gate *access.Gate) chi.Router {
 			maxBody = max(maxBody, m.MaxBody())
 		}
 	}
-	r := httpserve.NewRouter(httpserve.StackOptions{Log: p.log, AccessLog: p.common.AccessLog, MaxBody: maxBody, Origins: p.common.Origins()})
+	o := httpserve.StackOptions{Log: p.log, AccessLog: p.common.AccessLog, MaxBody: maxBody, Origins: p.common.Origins()}
+	if gate != nil {
+		o.Guard = gate.Middleware
+	}
+	r := httpserve.NewRouter(o)
 	httpserve.MountHealth(r, p.ready)
 	if gate == nil {
 		return r
 	}
-	r.Use(gate.Middleware(r))
 	if p.ops == nil {
 		httpserve.MountMetrics(r, p.reg)
 	}
@@ -502,6 +521,7 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 	if d.Gate, err = access.Open(ctx, js, p.common.Access, p.common.Stream, p.log); err != nil {
 		return d, cleanup, err
 	}
+	d.Gate.AddRules(p.p.Rules...)
 	p.log.Info("access", "component", "access", "access", d.Gate.Describe())
 	for _, part := range p.p.Parts {
 		p.ready.Waiting(fmt.Sprintf("opening %T", part))

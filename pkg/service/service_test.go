@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/natstest"
@@ -91,6 +92,13 @@ func (s *storeOpener) Open(ctx context.Context) (eventstore.Store, error) {
 
 func (s *storeOpener) String() string { return "embedded" }
 
+// echoRules are the access rules of the echo part's routes.
+var echoRules = []access.Rule{
+	{Method: http.MethodPost, Pattern: "/v1/echo", Scope: access.Write},
+	{Method: http.MethodGet, Pattern: "/v1/panic", Scope: access.Read},
+	{Method: http.MethodGet, Pattern: "/v1/slow", Scope: access.Read},
+}
+
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
@@ -101,7 +109,8 @@ func start(t *testing.T, p service.Program, args ...string) (base string, proc *
 	if p.Name == "" {
 		p.Name = "test"
 	}
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "error"}, args...)
+	args = append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "error", "--auth", "none"}, args...)
+	p.Rules = echoRules
 	ctx, cancel := context.WithCancel(context.Background())
 	proc, err := service.Start(ctx, p, args, env(nil), io.Discard)
 	if err != nil {
@@ -344,5 +353,82 @@ func TestShutdown(t *testing.T) {
 	}
 	if !part.d.NC.IsClosed() {
 		t.Error("NATS connection still open after Run returned")
+	}
+}
+
+// TestAccess: with authentication on every route but the probes needs a
+// credential; /metrics needs admin scope on the API port and moves to the
+// ops listener, open, with --metrics-addr.
+func TestAccess(t *testing.T) {
+	ns := natstest.Start(t)
+	p := service.Program{Name: "test", Parts: []service.Part{&echo{}}, Rules: echoRules}
+	for _, tt := range []struct {
+		name    string
+		metrics bool
+	}{{"metrics on the API port", false}, {"metrics on the ops listener", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"--http-addr", "127.0.0.1:0", "--log-level", "error", "--nats-url", ns.URL(), "--auth", "clients", "--admin-token", "admin-secret"}
+			if tt.metrics {
+				args = append(args, "--metrics-addr", "127.0.0.1:0")
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			proc, err := service.Start(ctx, p, args, env(nil), io.Discard)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- proc.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			select {
+			case <-proc.Started():
+			case err := <-done:
+				t.Fatalf("stopped: %v", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("not ready after 30s")
+			}
+			base := "http://" + proc.HTTPAddr()
+			call := func(method, url, authorization string) int {
+				req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+				if authorization != "" {
+					req.Header.Set("Authorization", authorization)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			for _, c := range []struct {
+				method, url, auth string
+				want              int
+			}{
+				{"GET", base + "/healthz", "", 200},
+				{"GET", base + "/readyz", "", 200},
+				{"POST", base + "/v1/echo", "", 401},
+				{"POST", base + "/v1/echo", "Bearer wrong", 401},
+				{"GET", base + "/v1/nowhere", "", 404},
+			} {
+				if got := call(c.method, c.url, c.auth); got != c.want {
+					t.Errorf("%s %s (%q) = %d, want %d", c.method, c.url, c.auth, got, c.want)
+				}
+			}
+			if tt.metrics {
+				if got := call("GET", base+"/metrics", "Bearer admin-secret"); got != 404 {
+					t.Errorf("/metrics on the API port = %d, want 404", got)
+				}
+				if got := call("GET", "http://"+proc.MetricsAddr()+"/metrics", ""); got != 200 {
+					t.Errorf("/metrics on the ops listener = %d, want 200", got)
+				}
+			} else {
+				if got := call("GET", base+"/metrics", ""); got != 401 {
+					t.Errorf("/metrics without credential = %d, want 401", got)
+				}
+				if got := call("GET", base+"/metrics", "Bearer admin-secret"); got != 200 {
+					t.Errorf("/metrics with the admin token = %d, want 200", got)
+				}
+			}
+		})
 	}
 }
