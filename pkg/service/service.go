@@ -44,10 +44,10 @@ import (
 
 // Deps are the clients a process shares among its parts.
 type Deps struct {
-	NC      *nats.Conn
-	JS      jetstream.JetStream
-	Stream  stream.Config    // replicas and limits of every stream and bucket
-	Store   eventstore.Store // nil unless the program has an event store
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Stream stream.Config    // replicas and limits of every stream and bucket
+	Store  eventstore.Store // nil unless the program has an event store
 	// Gate authenticates every request; parts use its client registry and
 	// authenticator (ingest, for NATS requests) and its tokens (query).
 	Gate    *access.Gate
@@ -105,10 +105,10 @@ type Program struct {
 	AuthDefault string
 	// Rules are access rules of routes beyond access.Routes (a test's
 	// parts); the binaries have none.
-	Rules []access.Rule
-	Parts       []Part
-	Broker      Broker      // nil: a NATS server at --nats-url
-	Store       StoreOpener // nil: the program has no event store
+	Rules  []access.Rule
+	Parts  []Part
+	Broker Broker      // nil: a NATS server at --nats-url
+	Store  StoreOpener // nil: the program has no event store
 	// Flags and Validate add program-wide settings and checks (the
 	// all-in-one's exposure rules); both may be nil.
 	Flags    func(fs *conf.Set)
@@ -206,8 +206,8 @@ type Process struct {
 	handler atomic.Pointer[http.Handler]
 	srv     *httpserve.Server
 	ops     *httpserve.Server // /metrics without credentials; nil without --metrics-addr
-	started chan struct{} // closed once every part runs and is ready
-	routes  chi.Routes    // the API's routes; set before started is closed
+	started chan struct{}     // closed once every part runs and is ready
+	routes  chi.Routes        // the API's routes; set before started is closed
 }
 
 // Start parses the settings, validates all of them (every problem at
