@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
@@ -104,6 +105,9 @@ func (s *Service) events(r *http.Request) (any, error) {
 	default:
 		return nil, problem.BadParam("order", "must be asc or desc")
 	}
+	if err := limitRead(r.Context(), &f); err != nil {
+		return nil, err
+	}
 	return s.page(r.Context(), f)
 }
 
@@ -145,12 +149,20 @@ func (s *Service) logs(r *http.Request) (any, error) {
 	if f.Limit, err = parseLimit(q, DefaultLimit); err != nil {
 		return nil, err
 	}
+	if err := limitRead(r.Context(), &f); err != nil {
+		return nil, err
+	}
 	return s.page(r.Context(), f)
 }
 
+// event answers an event outside the caller's read patterns exactly like
+// an unknown id.
 func (s *Service) event(r *http.Request) (any, error) {
 	id := pathParam(r, "id")
 	e, err := s.r.Event(r.Context(), id)
+	if err == nil && !eventstore.Allows(access.From(r.Context()).Restrict(access.Read), e.Tag) {
+		err = eventstore.ErrNotFound
+	}
 	if errors.Is(err, eventstore.ErrNotFound) {
 		return nil, problem.NotFound("no event has id " + strconv.Quote(id))
 	}
@@ -193,6 +205,9 @@ func (s *Service) session(r *http.Request) (any, error) {
 	f.Order = eventstore.ByTime
 	if q.Get("limit") == "" {
 		f.Limit = 1000
+	}
+	if err := limitRead(r.Context(), &f); err != nil {
+		return nil, err
 	}
 	evs, err := s.r.Events(r.Context(), f)
 	if err != nil {
@@ -247,6 +262,9 @@ func (s *Service) stats(r *http.Request) (any, error) {
 		if err := subject.ValidatePattern(sf.TagPattern); err != nil {
 			return nil, problem.BadParam("tag", err.Error())
 		}
+	}
+	if err := limitStats(r.Context(), &sf); err != nil {
+		return nil, err
 	}
 	counts, err := s.r.Stats(r.Context(), sf)
 	if err != nil {
