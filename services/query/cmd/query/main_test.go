@@ -46,7 +46,7 @@ func TestWaitsForClickHouse(t *testing.T) {
 	proxy := chtest.NewProxy(t, strings.SplitN(strings.TrimPrefix(dsn, "clickhouse://"), "/", 2)[0])
 	proxy.Cut()
 	ns := natstest.Start(t)
-	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "CLICKHOUSE_URL": proxy.DSN(dsn), "LOG_LEVEL": "warn"})
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "CLICKHOUSE_URL": proxy.DSN(dsn), "LOG_LEVEL": "warn", "AUTH": "none"})
 	p.WaitUntil(t, 20*time.Second, "waiting for the store", func(code int, body string) bool {
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "event store clickhouse")
 	})
@@ -72,7 +72,7 @@ func TestRoutesAndBuckets(t *testing.T) {
 	dsn := chtest.DSN(t)
 	cluster := natstest.StartCluster(t, 3)
 	cluster.WaitMetaLeader(t)
-	p := servicetest.Start(t, run, map[string]string{"NATS_URL": cluster.URL(), "CLICKHOUSE_URL": dsn, "STREAM_REPLICAS": "3", "LOG_LEVEL": "warn"})
+	p := servicetest.Start(t, run, map[string]string{"NATS_URL": cluster.URL(), "CLICKHOUSE_URL": dsn, "STREAM_REPLICAS": "3", "LOG_LEVEL": "warn", "AUTH": "none"})
 	p.WaitReady(t, 60*time.Second)
 
 	js, err := jetstream.New(cluster.Connect(t))
