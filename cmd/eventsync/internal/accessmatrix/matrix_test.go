@@ -76,6 +76,9 @@ type routeCase struct {
 	owned bool
 	// tagged: the request names DATABASE tags: outsider gets 403.
 	tagged bool
+	// hidden: the request names a DATABASE event by id: to outsider it
+	// does not exist (404).
+	hidden bool
 	// stream: the answer is a stream; only its status is read.
 	stream bool
 }
@@ -147,10 +150,10 @@ func cases() []routeCase {
 		{method: "DELETE", pattern: "/v1/schemas/{category}/{code}", call: schema("DELETE", "/v1/schemas/MATRIX/CODE", "")},
 
 		{method: "GET", pattern: "/v1/events", call: get("/v1/events?category=DATABASE&since=0"), tagged: true},
-		{method: "GET", pattern: "/v1/events/{id}", call: func(f *fixture) req { return req{method: "GET", path: "/v1/events/" + f.eventID} }, tagged: true},
+		{method: "GET", pattern: "/v1/events/{id}", call: func(f *fixture) req { return req{method: "GET", path: "/v1/events/" + f.eventID} }, hidden: true},
 		{method: "GET", pattern: "/v1/sessions/{session_id}/events", call: get("/v1/sessions/matrix-session/events?tag=DATABASE.>"), tagged: true},
 		{method: "GET", pattern: "/v1/stats", call: get("/v1/stats?from=2026-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&bucket=day&tag=DATABASE.>"), tagged: true},
-		{method: "GET", pattern: "/api/logs", call: get("/api/logs?since=0&category=DATABASE"), tagged: true},
+		{method: "GET", pattern: "/api/logs", call: get("/api/logs?since=0")},
 		{method: "GET", pattern: "/api/v1/streams/{stream}/events", call: func(*fixture) req {
 			return req{method: "GET", path: "/api/v1/streams/DATABASE/events?limit=1", header: map[string]string{"X-Consumer-ID": "matrix"}}
 		}, tagged: true},
@@ -162,7 +165,7 @@ func cases() []routeCase {
 		{method: "POST", pattern: "/v1/tokens", call: func(*fixture) req { return jsonReq("POST", "/v1/tokens", `{"read":["DATABASE.>"]}`) }, tagged: true},
 		{method: "GET", pattern: "/v1/events/{id}/deliveries", call: func(f *fixture) req {
 			return req{method: "GET", path: "/v1/events/" + f.eventID + "/deliveries"}
-		}, tagged: true},
+		}, hidden: true},
 		{method: "GET", pattern: "/v1/subscriptions/{id}/deliveries", call: func(f *fixture) req {
 			return req{method: "GET", path: "/v1/subscriptions/" + f.subID + "/deliveries"}
 		}, owned: true},
@@ -273,6 +276,9 @@ func run(t *testing.T, tg target) {
 			if c.tagged && rule.Scope != access.Admin {
 				f.check(t, "tag outside the client's patterns", r, f.outsider.auth(), c.stream, http.StatusForbidden)
 			}
+			if c.hidden {
+				f.check(t, "event outside the client's patterns", r, f.outsider.auth(), c.stream, http.StatusNotFound)
+			}
 			right := f.full.auth()
 			if rule.Scope == access.Admin {
 				right = "Bearer " + adminToken
@@ -380,19 +386,15 @@ func (f *fixture) createClient(spec map[string]any) client {
 	b, _ := json.Marshal(spec)
 	body := f.do(jsonReq("POST", "/v1/producers", string(b)), "Bearer "+adminToken, http.StatusCreated)
 	var out struct {
-		ID      string `json:"id"`
-		Secrets struct {
+		ID          string `json:"id"`
+		Credentials struct {
 			APIKey string `json:"api_key"`
-		} `json:"secrets"`
-		APIKey string `json:"api_key"`
+		} `json:"credentials"`
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		f.t.Fatalf("create client: %v: %s", err, body)
 	}
-	key := out.Secrets.APIKey
-	if key == "" {
-		key = out.APIKey
-	}
+	key := out.Credentials.APIKey
 	if out.ID == "" || key == "" {
 		f.t.Fatalf("create client: no id or api key in %s", body)
 	}
