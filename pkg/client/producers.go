@@ -9,20 +9,35 @@ import (
 	"time"
 )
 
-// ProducerSpec describes a producer to register.
+// ProducerSpec describes a producer (a client of EventSync) to register.
 type ProducerSpec struct {
-	Name string   `json:"name"`
-	Tags []string `json:"tags,omitempty"` // patterns it may write; empty: every tag
-	Owns []string `json:"owns,omitempty"` // categories only it may write
-	Rate Rate     `json:"rate,omitzero"`
+	Name   string   `json:"name"`
+	Tags   []string `json:"tags,omitempty"`  // patterns it may write; empty: every tag, unless Scopes grant something
+	Scopes Scopes   `json:"scopes,omitzero"` // what else it may do
+	Owns   []string `json:"owns,omitempty"`  // categories only it may write
+	Rate   Rate     `json:"rate,omitzero"`
+}
+
+// Scopes are what a client may do besides writing events: read events,
+// manage its own webhook subscriptions and its own named consumers, each
+// limited to tag patterns; Admin allows everything (producers, schemas,
+// every subscription and consumer).
+type Scopes struct {
+	Read      []string `json:"read,omitempty"`
+	Subscribe []string `json:"subscribe,omitempty"`
+	Consume   []string `json:"consume,omitempty"`
+	Admin     bool     `json:"admin,omitempty"`
 }
 
 // ProducerUpdate changes a registered producer: nil members stay as they
-// are. A pointer to an empty slice clears Tags (every tag) or Owns.
+// are. A pointer to an empty slice clears Tags (every tag, unless the
+// client has other scopes) or Owns; a pointer to the zero Scopes removes
+// every scope but writing.
 type ProducerUpdate struct {
 	Name    *string   `json:"name,omitempty"`
 	Tags    *[]string `json:"tags,omitempty"`
-	Rate    *Rate     `json:"rate,omitempty"` // replaces the rate as a whole
+	Scopes  *Scopes   `json:"scopes,omitempty"` // replaces the scopes as a whole
+	Rate    *Rate     `json:"rate,omitempty"`   // replaces the rate as a whole
 	Owns    *[]string `json:"owns,omitempty"`
 	Enabled *bool     `json:"enabled,omitempty"`
 }
@@ -39,9 +54,10 @@ type ProducerInfo struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Enabled   bool      `json:"enabled"`
-	Tags      []string  `json:"tags"`
-	Owns      []string  `json:"owns"`  // categories claimed through the API
-	Owned     []string  `json:"owned"` // every category it owns now
+	Tags      []string  `json:"tags"`   // patterns it may write
+	Scopes    Scopes    `json:"scopes"` // what else it may do
+	Owns      []string  `json:"owns"`   // categories claimed through the API
+	Owned     []string  `json:"owned"`  // every category it owns now
 	Rate      Rate      `json:"rate"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen,omitzero"`

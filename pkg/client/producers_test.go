@@ -12,7 +12,8 @@ import (
 )
 
 // producerJSON is a producer as the admin API answers it.
-const producerJSON = `{"id":"prd_1","name":"billing","enabled":true,"tags":["BILLING.>"],"owns":["BILLING"],"owned":["BILLING"],` +
+const producerJSON = `{"id":"prd_1","name":"billing","enabled":true,"tags":["BILLING.>"],` +
+	`"scopes":{"read":["BILLING.>","ORDERS.*"],"subscribe":[],"consume":["BILLING.*"],"admin":false},"owns":["BILLING"],"owned":["BILLING"],` +
 	`"rate":{"per_second":100,"burst":200},"created_at":"2026-11-23T08:00:00Z","last_seen":"2026-11-23T09:00:00Z",` +
 	`"api_keys":[{"prefix":"esk_abcdefgh","created_at":"2026-11-23T08:00:00Z"}]`
 
@@ -44,6 +45,15 @@ func TestProducerRequests(t *testing.T) {
 		func() error { _, err := c.Producers(ctx); return err },
 		func() error { _, err := c.Producer(ctx, "prd/1"); return err },
 		func() error { _, err := c.UpdateProducer(ctx, "prd_1", ProducerUpdate{Name: &name}); return err },
+		func() error {
+			_, err := c.CreateProducer(ctx, ProducerSpec{Name: "board", Scopes: Scopes{Read: []string{"BILLING.>"}, Subscribe: []string{">"}}})
+			return err
+		},
+		func() error {
+			_, err := c.UpdateProducer(ctx, "prd_1", ProducerUpdate{Scopes: &Scopes{Consume: []string{"A.*"}, Admin: true}})
+			return err
+		},
+		func() error { _, err := c.UpdateProducer(ctx, "prd_1", ProducerUpdate{Scopes: &Scopes{}}); return err },
 		func() error {
 			_, err := c.UpdateProducer(ctx, "prd_1", ProducerUpdate{Owns: &none, Rate: &Rate{PerSecond: -1}, Enabled: &off})
 			return err
@@ -79,6 +89,9 @@ func TestProducerRequests(t *testing.T) {
 		"GET /v1/producers",
 		"GET /v1/producers/prd%2F1",
 		`PATCH /v1/producers/prd_1 {"name":"payments"}`,
+		`POST /v1/producers {"name":"board","scopes":{"read":["BILLING.>"],"subscribe":[">"]}}`,
+		`PATCH /v1/producers/prd_1 {"scopes":{"consume":["A.*"],"admin":true}}`,
+		`PATCH /v1/producers/prd_1 {"scopes":{}}`,
 		`PATCH /v1/producers/prd_1 {"rate":{"per_second":-1,"burst":0},"owns":[],"enabled":false}`,
 		"POST /v1/producers/prd_1/disable",
 		"POST /v1/producers/prd_1/enable",
@@ -113,7 +126,9 @@ func TestProducerAnswers(t *testing.T) {
 	ctx := t.Context()
 	at := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)
 	base := ProducerInfo{
-		ID: "prd_1", Name: "billing", Enabled: true, Tags: []string{"BILLING.>"}, Owns: []string{"BILLING"}, Owned: []string{"BILLING"},
+		ID: "prd_1", Name: "billing", Enabled: true, Tags: []string{"BILLING.>"},
+		Scopes: Scopes{Read: []string{"BILLING.>", "ORDERS.*"}, Subscribe: []string{}, Consume: []string{"BILLING.*"}},
+		Owns:   []string{"BILLING"}, Owned: []string{"BILLING"},
 		Rate: Rate{PerSecond: 100, Burst: 200}, CreatedAt: at, LastSeen: at.Add(time.Hour),
 		APIKeys: []APIKey{{Prefix: "esk_abcdefgh", CreatedAt: at}},
 	}
