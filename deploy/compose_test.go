@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -34,10 +35,13 @@ func loadCompose(t *testing.T, env map[string]string, profiles ...string) (*type
 	}, func(o *loader.Options) { o.Profiles = profiles })
 }
 
-// baseEnv is what a user sets: the admin token and the NATS passwords,
-// and here the version.
+// testSecretsKey is EVENTSYNC_SECRETS_KEY in the tests: 32 bytes in base64.
+const testSecretsKey = "dGVzdC1zZWNyZXRzLWtleS1vZi0zMi1ieXRlcyEhISE="
+
+// baseEnv is what a user sets: the admin token, the secrets key and the
+// NATS passwords, and here the version.
 func baseEnv() map[string]string {
-	env := map[string]string{"EVENTSYNC_ADMIN_TOKEN": "test-admin-token", "EVENTSYNC_VERSION": composeVersion}
+	env := map[string]string{"EVENTSYNC_ADMIN_TOKEN": "test-admin-token", "EVENTSYNC_SECRETS_KEY": testSecretsKey, "EVENTSYNC_VERSION": composeVersion}
 	for k, v := range natsPasswordEnv() {
 		env[k] = v
 	}
@@ -490,12 +494,16 @@ func natsConfig(t *testing.T, s types.ServiceConfig) (string, *server.Options) {
 	return source, opts
 }
 
-func TestComposeNeedsAdminToken(t *testing.T) {
-	env := baseEnv()
-	delete(env, "EVENTSYNC_ADMIN_TOKEN")
-	_, err := loadCompose(t, env)
-	if err == nil || !strings.Contains(err.Error(), "EVENTSYNC_ADMIN_TOKEN") {
-		t.Errorf("load docker-compose.yml without EVENTSYNC_ADMIN_TOKEN = %v; want an error naming it", err)
+// TestComposeNeedsAccessCredentials: the admin token and the secrets key
+// are required; defaults would be known to everyone.
+func TestComposeNeedsAccessCredentials(t *testing.T) {
+	for _, name := range []string{"EVENTSYNC_ADMIN_TOKEN", "EVENTSYNC_SECRETS_KEY"} {
+		env := baseEnv()
+		delete(env, name)
+		_, err := loadCompose(t, env)
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("load docker-compose.yml without %s = %v; want an error naming it", name, err)
+		}
 	}
 }
 
@@ -517,6 +525,7 @@ func TestComposeDefaults(t *testing.T) {
 	// of the source and the services use the single NATS server.
 	env := natsPasswordEnv()
 	env["EVENTSYNC_ADMIN_TOKEN"] = "t"
+	env["EVENTSYNC_SECRETS_KEY"] = testSecretsKey
 	p, err := loadCompose(t, env)
 	if err != nil {
 		t.Fatal(err)
@@ -529,8 +538,61 @@ func TestComposeDefaults(t *testing.T) {
 			t.Errorf("%s NATS_URL = %v; want nats://nats:4222", name, v)
 		}
 	}
-	if v := p.Services["ingest"].Environment["ADMIN_TOKEN"]; v == nil || *v != "t" {
-		t.Errorf("ingest ADMIN_TOKEN = %v; want the value of EVENTSYNC_ADMIN_TOKEN", v)
+}
+
+// TestComposeAccess checks the access gate of the four services: every one
+// authenticates (AUTH is not none) with the same admin token and secrets
+// key (a secret sealed by one is opened by the others), the old keys are
+// optional, and /metrics is on a listener of its own (METRICS_ADDR), on
+// another port than the API, which is not published (or on loopback only).
+func TestComposeAccess(t *testing.T) {
+	env := natsPasswordEnv()
+	env["EVENTSYNC_ADMIN_TOKEN"] = "t"
+	env["EVENTSYNC_SECRETS_KEY"] = testSecretsKey
+	p, err := loadCompose(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range binaryNames() {
+		s := p.Services[name]
+		get := func(k string) string {
+			if v := s.Environment[k]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		want := map[string]string{"ADMIN_TOKEN": "t", "SECRETS_KEY": testSecretsKey, "SECRETS_OLD_KEYS": ""}
+		for k, v := range want {
+			if got := get(k); got != v {
+				t.Errorf("%s %s = %q; want %q", name, k, got, v)
+			}
+		}
+		if get("AUTH") == "none" {
+			t.Errorf("%s AUTH = none; want every request authenticated", name)
+		}
+		_, metricsPort, err := net.SplitHostPort(get("METRICS_ADDR"))
+		if err != nil || metricsPort == "" {
+			t.Errorf("%s METRICS_ADDR = %q; want a listen address of its own (/metrics without credentials)", name, get("METRICS_ADDR"))
+			continue
+		}
+		httpPort := strconv.Itoa(int(p.Services[name].Ports[0].Target))
+		if metricsPort == httpPort {
+			t.Errorf("%s METRICS_ADDR = %q: the API port", name, get("METRICS_ADDR"))
+		}
+		for _, port := range s.Ports {
+			if strconv.Itoa(int(port.Target)) == metricsPort && port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes its metrics port %s on %q; want it unpublished or on 127.0.0.1", name, metricsPort, port.HostIP)
+			}
+		}
+	}
+	env["EVENTSYNC_SECRETS_OLD_KEYS"] = "b2xk"
+	if p, err = loadCompose(t, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range binaryNames() {
+		if v := p.Services[name].Environment["SECRETS_OLD_KEYS"]; v == nil || *v != "b2xk" {
+			t.Errorf("%s SECRETS_OLD_KEYS = %v; want the value of EVENTSYNC_SECRETS_OLD_KEYS", name, v)
+		}
 	}
 }
 

@@ -769,7 +769,7 @@ func checkReady(t *testing.T, bins map[string]string) {
 		env  []string
 	}{
 		{"ingest", []string{natsURL, "ADMIN_TOKEN=secret", "LOG_LEVEL=warn"}},
-		{"notifier", []string{natsURL, "LOG_LEVEL=warn"}},
+		{"notifier", []string{natsURL, "ADMIN_TOKEN=secret", "LOG_LEVEL=warn"}},
 	} {
 		addr := freeAddr(t)
 		p := start(t, bins[svc.name], append(svc.env, "HTTP_ADDR="+addr))

@@ -101,8 +101,8 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			container(t, s, "query").ReadinessProbe = nil
 		}, "no httpGet readiness probe"},
 		{"probe on an undeclared port", "", "probes", func(t *testing.T, s *suite) {
-			container(t, s, "notifier").LivenessProbe.HTTPGet.Port = intstr.FromString("metrics")
-		}, "port metrics is not declared"},
+			container(t, s, "notifier").LivenessProbe.HTTPGet.Port = intstr.FromString("debug")
+		}, "port debug is not declared"},
 		{"exec probe in a distroless image", "", "probes", func(t *testing.T, s *suite) {
 			container(t, s, "ingest").ReadinessProbe.ProbeHandler = corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "curl -f localhost:8080/readyz"}}}
 		}, "runs a command"},
@@ -137,10 +137,37 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		{"no NATS user", "", "env", func(t *testing.T, s *suite) {
 			delete(configMapByBase(t, s, "store-config").Data, "NATS_USER")
 		}, "NATS_USER is not set"},
+		{"no secrets key", "", "env", func(t *testing.T, s *suite) {
+			c := container(t, s, "query")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "SECRETS_KEY" })
+		}, "SECRETS_KEY is not set"},
+		{"no admin token in the notifier", "", "env", func(t *testing.T, s *suite) {
+			c := container(t, s, "notifier")
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "ADMIN_TOKEN" })
+		}, "ADMIN_TOKEN is not set"},
+		{"secrets key in a ConfigMap", "", "env", func(t *testing.T, s *suite) {
+			env(t, container(t, s, "store"), "SECRETS_KEY").ValueFrom = nil
+		}, "SECRETS_KEY carries credentials and must come from a Secret"},
+		{"authentication off", "", "env", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "access-config").Data["AUTH"] = "none"
+		}, "AUTH=none"},
+		{"services disagree on the access gate", "", "env", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "query-config").Data["AUTH_COOLDOWN"] = "5m"
+		}, "AUTH_COOLDOWN differs between services"},
 		{"variable set twice", "", "env", func(t *testing.T, s *suite) {
 			c := container(t, s, "notifier")
 			c.Env = append(c.Env, corev1.EnvVar{Name: "LOG_LEVEL", Value: "debug"})
 		}, "LOG_LEVEL is set twice"},
+		{"metrics on the API port", "", "metrics-port", func(t *testing.T, s *suite) {
+			delete(configMapByBase(t, s, "store-config").Data, "METRICS_ADDR")
+		}, "METRICS_ADDR has no known value"},
+		{"metrics listener moved off the declared port", "", "metrics-port", func(t *testing.T, s *suite) {
+			configMapByBase(t, s, "ingest-config").Data["METRICS_ADDR"] = ":9100"
+		}, "no container port metrics on 9100"},
+		{"metrics port not in the Service", "", "metrics-port", func(t *testing.T, s *suite) {
+			svc := s.m.service("query")
+			svc.Spec.Ports = slices.DeleteFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "metrics" })
+		}, "Deployment query: no Service port leads to its metrics port"},
 		{"missing ConfigMap", "", "references", func(t *testing.T, s *suite) {
 			container(t, s, "store").EnvFrom[0].ConfigMapRef.Name = "store-settings"
 		}, "ConfigMap store-settings is not rendered"},
@@ -273,6 +300,9 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		{"real-looking password in dev", "dev", "dev-credentials", func(t *testing.T, s *suite) {
 			s.m.secrets[0].Data["NATS_INGEST_PASSWORD"] = []byte("s3cret")
 		}, "NATS_INGEST_PASSWORD does not look like a development value"},
+		{"real-looking secrets key in dev", "dev", "dev-credentials", func(t *testing.T, s *suite) {
+			s.m.secrets[0].Data["SECRETS_KEY"] = []byte("q8Jm1cX0rV2nZ3aT5yB7uD9fH4kL6pS8wE0gR2tY4iU=")
+		}, "SECRETS_KEY does not look like a development value"},
 		{"NATS servers on one node", "", "anti-affinity", func(t *testing.T, s *suite) {
 			statefulSet(t, s, "nats").Spec.Template.Spec.Affinity = nil
 		}, "no required pod anti-affinity"},
@@ -313,9 +343,12 @@ func testBrokenManifests(t *testing.T, b binaries) {
 		{"store cut off from ClickHouse", "", "network-policies", func(t *testing.T, s *suite) {
 			s.m.networkPolicies = slices.DeleteFunc(s.m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool { return np.Name == "clickhouse" })
 		}, "store pods cannot reach port native of StatefulSet clickhouse"},
-		{"store API opened", "", "network-policies", func(t *testing.T, s *suite) {
+		{"metrics opened to every namespace", "", "network-policies", func(t *testing.T, s *suite) {
 			networkPolicy(t, s, "eventsync-metrics").Spec.Ingress[0].From = nil
-		}, "a pod of another namespace can reach port http of Deployment store"},
+		}, "a pod of another namespace can reach port metrics of Deployment store"},
+		{"Prometheus on the API ports", "", "network-policies", func(t *testing.T, s *suite) {
+			networkPolicy(t, s, "eventsync-metrics").Spec.Ingress[0].Ports[0].Port = ptr(intstr.FromString("http"))
+		}, "Prometheus in namespace monitoring can reach port http of Deployment query"},
 		{"query API opened to every namespace", "", "network-policies", func(t *testing.T, s *suite) {
 			networkPolicy(t, s, "query-notifier-api").Spec.Ingress[0].From[0].NamespaceSelector = &metav1.LabelSelector{}
 		}, "a pod of another namespace can reach port http of Deployment query"},
@@ -326,8 +359,11 @@ func testBrokenManifests(t *testing.T, b binaries) {
 			networkPolicy(t, s, "query-notifier-api").Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] = "ingress"
 		}, "the ingress controller in namespace ingress-nginx cannot reach port http of Deployment query"},
 		{"ServiceMonitor on a missing port", "", "service-monitor", func(t *testing.T, s *suite) {
-			s.m.serviceMonitors[0].Spec.Endpoints[0].Port = "metrics"
+			s.m.serviceMonitors[0].Spec.Endpoints[0].Port = "prometheus"
 		}, "no ServiceMonitor endpoint scrapes /metrics"},
+		{"ServiceMonitor on the API port", "", "service-monitor", func(t *testing.T, s *suite) {
+			s.m.serviceMonitors[0].Spec.Endpoints[0].Port = "http"
+		}, "Deployment ingest: no ServiceMonitor endpoint scrapes /metrics on a Service port leading to its metrics port 9090"},
 		{"ServiceMonitor without store", "", "service-monitor", func(t *testing.T, s *suite) {
 			s.m.serviceMonitors[0].Spec.Selector.MatchExpressions[0].Values = []string{"ingest", "query", "notifier"}
 		}, "Deployment store: no ServiceMonitor endpoint"},

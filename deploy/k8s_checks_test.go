@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"maps"
@@ -116,17 +117,28 @@ func (s *suite) durationSetting(bin string, env map[string]envVar, name string) 
 // httpPort returns the port a binary serves HTTP on in a container: the port
 // of its HTTP_ADDR.
 func (s *suite) httpPort(bin string, env map[string]envVar) (int32, error) {
-	addr, ok := s.setting(bin, env, "HTTP_ADDR")
-	if !ok {
-		return 0, fmt.Errorf("%s: HTTP_ADDR has no known value", bin)
+	return s.listenPort(bin, env, "HTTP_ADDR")
+}
+
+// metricsPort returns the port a binary serves /metrics on without
+// credentials in a container: the port of its METRICS_ADDR.
+func (s *suite) metricsPort(bin string, env map[string]envVar) (int32, error) {
+	return s.listenPort(bin, env, "METRICS_ADDR")
+}
+
+// listenPort returns the port of the listen address setting name.
+func (s *suite) listenPort(bin string, env map[string]envVar, name string) (int32, error) {
+	addr, ok := s.setting(bin, env, name)
+	if !ok || addr == "" {
+		return 0, fmt.Errorf("%s: %s has no known value", bin, name)
 	}
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return 0, fmt.Errorf("%s: HTTP_ADDR=%q: %w", bin, addr, err)
+		return 0, fmt.Errorf("%s: %s=%q: %w", bin, name, addr, err)
 	}
 	n, err := strconv.ParseInt(port, 10, 32)
 	if err != nil {
-		return 0, fmt.Errorf("%s: HTTP_ADDR=%q: %w", bin, addr, err)
+		return 0, fmt.Errorf("%s: %s=%q: %w", bin, name, addr, err)
 	}
 	return int32(n), nil
 }
@@ -263,11 +275,15 @@ func checkImages(s *suite) []error {
 // once; credentials come from Secrets; the connection settings are there.
 func checkEnv(s *suite) []error {
 	var errs []error
+	// Every service runs the access gate: it needs the admin token (or
+	// it refuses to start while no client is registered) and the secrets
+	// key (the one that sealed what the others read).
+	access := []string{"ADMIN_TOKEN", "SECRETS_KEY"}
 	required := map[string][]string{
-		"ingest":   {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "ADMIN_TOKEN"},
-		"store":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"},
-		"query":    {"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"},
-		"notifier": {"NATS_URL", "NATS_USER", "NATS_PASSWORD"},
+		"ingest":   slices.Concat([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD"}, access),
+		"store":    slices.Concat([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"}, access),
+		"query":    slices.Concat([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD", "CLICKHOUSE_URL"}, access),
+		"notifier": slices.Concat([]string{"NATS_URL", "NATS_USER", "NATS_PASSWORD"}, access),
 	}
 	for _, bin := range binaryNames() {
 		w, c, ok := s.m.eventSync(bin)
@@ -297,6 +313,75 @@ func checkEnv(s *suite) []error {
 			if _, ok := env[name]; !ok {
 				errs = append(errs, fmt.Errorf("%s container %s: %s is not set", w, c.Name, name))
 			}
+		}
+		if v, ok := s.setting(bin, env, "AUTH"); ok && v == "none" {
+			errs = append(errs, fmt.Errorf("%s container %s: AUTH=none: every request must authenticate", w, c.Name))
+		}
+	}
+	for _, name := range []string{"AUTH", "TOKEN_LIFETIME", "AUTH_MAX_FAILURES", "AUTH_FAILURE_WINDOW", "AUTH_COOLDOWN", "TRUSTED_PROXIES"} {
+		errs = append(errs, s.agree(name)...)
+	}
+	return errs
+}
+
+// agree reports a setting that differs between the services: the access
+// gate is one, whichever service a client calls.
+func (s *suite) agree(name string) []error {
+	values := map[string][]string{}
+	for _, bin := range binaryNames() {
+		_, c, ok := s.m.eventSync(bin)
+		if !ok {
+			continue
+		}
+		env, _ := s.containerEnv(c)
+		v, _ := s.setting(bin, env, name)
+		values[v] = append(values[v], bin)
+	}
+	if len(values) > 1 {
+		return []error{fmt.Errorf("%s differs between services: %v", name, values)}
+	}
+	return nil
+}
+
+// checkMetricsPort: every EventSync service serves /metrics on a listener
+// of its own (METRICS_ADDR, no credentials there), on another port than
+// its API, which its container declares as port metrics and a Service
+// exposes (what the ServiceMonitor scrapes).
+func checkMetricsPort(s *suite) []error {
+	var errs []error
+	for _, bin := range binaryNames() {
+		w, c, ok := s.m.eventSync(bin)
+		if !ok {
+			errs = append(errs, fmt.Errorf("no container runs %s%s", imageRepo, bin))
+			continue
+		}
+		env, _ := s.containerEnv(c)
+		port, err := s.metricsPort(bin, env)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s container %s: %w: /metrics would be on the API port, behind admin scope", w, c.Name, err))
+			continue
+		}
+		if api, err := s.httpPort(bin, env); err == nil && api == port {
+			errs = append(errs, fmt.Errorf("%s container %s: METRICS_ADDR is on the API port %d", w, c.Name, port))
+		}
+		cp, ok := containerPort(&c, intstr.FromString("metrics"))
+		if !ok || cp.ContainerPort != port {
+			errs = append(errs, fmt.Errorf("%s container %s: no container port metrics on %d (METRICS_ADDR)", w, c.Name, port))
+			continue
+		}
+		exposed := false
+		for _, svc := range s.m.services {
+			if !matches(selectorOf(svc.Spec.Selector), w.pod.Labels) {
+				continue
+			}
+			for _, sp := range svc.Spec.Ports {
+				if p, ok := containerPort(&c, sp.TargetPort); ok && p.ContainerPort == port {
+					exposed = true
+				}
+			}
+		}
+		if !exposed {
+			errs = append(errs, fmt.Errorf("%s: no Service port leads to its metrics port %d", w, port))
 		}
 	}
 	return errs
@@ -822,7 +907,11 @@ func checkDevCredentials(s *suite) []error {
 	for _, sec := range s.m.secrets {
 		for key := range sec.Data {
 			v, _ := secretValue(sec, key)
-			if (strings.Contains(key, "PASSWORD") || strings.Contains(key, "TOKEN")) && !strings.Contains(v, "dev") {
+			// A key is random bytes in base64: the bytes say it.
+			if b, err := base64.StdEncoding.DecodeString(v); err == nil && strings.HasSuffix(key, "_KEY") {
+				v = string(b)
+			}
+			if (strings.Contains(key, "PASSWORD") || strings.Contains(key, "TOKEN") || strings.HasSuffix(key, "_KEY")) && !strings.Contains(v, "dev") {
 				errs = append(errs, fmt.Errorf("Secret %s: %s does not look like a development value (it should say dev)", sec.Name, key))
 			}
 		}

@@ -260,12 +260,13 @@ func peerAdmits(p networkingv1.NetworkPolicyPeer, src source) bool {
 
 // checkNetworkPolicies: ingress is denied by default; ingest's API is
 // reachable from other namespaces, the query and notifier APIs only from
-// the ingress controller's namespace (they authenticate nobody
-// themselves); NATS and ClickHouse admit EventSync's pods of the namespace
-// and nothing else (no other namespace, no address block); Prometheus in
-// the monitoring namespace reaches every service's metrics; and the
-// pipeline still works: every service reaches NATS, store and query reach
-// ClickHouse, the NATS servers reach each other.
+// the ingress controller's namespace; NATS and ClickHouse admit
+// EventSync's pods of the namespace and nothing else (no other namespace,
+// no address block); Prometheus in the monitoring namespace reaches every
+// service's metrics port (served without credentials), and nothing else
+// does, while Prometheus reaches no API port that is not open to all
+// (ingest's); and the pipeline still works: every service reaches NATS,
+// store and query reach ClickHouse, the NATS servers reach each other.
 func checkNetworkPolicies(s *suite) []error {
 	var errs []error
 	if !slices.ContainsFunc(s.m.networkPolicies, func(np *networkingv1.NetworkPolicy) bool {
@@ -333,7 +334,11 @@ func checkNetworkPolicies(s *suite) []error {
 		flows = append(flows,
 			flow{inNS(bin), nats, "nats", true},
 			flow{inNS(bin), ch, "native", bin == "store" || bin == "query"},
-			flow{monitoring, apps[bin], "http", true},
+			flow{monitoring, apps[bin], "metrics", true},
+			flow{monitoring, apps[bin], "http", bin == "ingest"},
+			flow{other, apps[bin], "metrics", false},
+			flow{ingress, apps[bin], "metrics", false},
+			flow{inNS("nats"), apps[bin], "metrics", false},
 			flow{other, apps[bin], "http", bin == "ingest"},
 			flow{ingress, apps[bin], "http", bin != "store"},
 		)
@@ -362,7 +367,8 @@ func checkNetworkPolicies(s *suite) []error {
 
 // checkServiceMonitor: a ServiceMonitor scrapes /metrics of every EventSync
 // service, on the Service port that leads to the port the binary serves
-// HTTP (and metrics) on.
+// /metrics on without credentials (METRICS_ADDR): on the API port it would
+// need the admin token.
 func checkServiceMonitor(s *suite) []error {
 	var errs []error
 	if len(s.m.serviceMonitors) == 0 {
@@ -380,7 +386,7 @@ func checkServiceMonitor(s *suite) []error {
 			continue
 		}
 		env, _ := s.containerEnv(c)
-		port, err := s.httpPort(bin, env)
+		port, err := s.metricsPort(bin, env)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -409,7 +415,7 @@ func checkServiceMonitor(s *suite) []error {
 			}
 		}
 		if !scraped {
-			errs = append(errs, fmt.Errorf("%s: no ServiceMonitor endpoint scrapes /metrics on a Service port leading to its port %d", w, port))
+			errs = append(errs, fmt.Errorf("%s: no ServiceMonitor endpoint scrapes /metrics on a Service port leading to its metrics port %d", w, port))
 		}
 	}
 	return errs

@@ -42,7 +42,7 @@ const runtimeEnv = "GOMEMLIMIT"
 // from a Secret, never from a ConfigMap or a literal value. (NATS_URL
 // carries none: checkNATS refuses credentials in it.)
 func credentialEnv() []string {
-	return []string{"NATS_PASSWORD", "CLICKHOUSE_URL", "ADMIN_TOKEN", "SMTP_PASSWORD"}
+	return []string{"NATS_PASSWORD", "CLICKHOUSE_URL", "ADMIN_TOKEN", "SECRETS_KEY", "SECRETS_OLD_KEYS", "SMTP_PASSWORD"}
 }
 
 // binaryNames are the service binaries the manifests deploy.
@@ -97,6 +97,7 @@ func checks() []check {
 		{name: "probes", run: checkProbes},
 		{name: "images", run: checkImages},
 		{name: "env", run: checkEnv},
+		{name: "metrics-port", run: checkMetricsPort},
 		{name: "references", run: checkReferences},
 		{name: "services", run: checkServices},
 		{name: "termination", run: checkTermination},
@@ -518,7 +519,7 @@ func testExternalServers(t *testing.T, b binaries) {
 	}
 	ov := overlayNamed(t, "production")
 	for _, c := range checks() {
-		if !slices.Contains([]string{"resources", "probes", "images", "env", "references", "services", "termination", "security", "autoscaling", "service-monitor"}, c.name) {
+		if !slices.Contains([]string{"resources", "probes", "images", "env", "metrics-port", "references", "services", "termination", "security", "autoscaling", "service-monitor"}, c.name) {
 			continue
 		}
 		t.Run(c.name, func(t *testing.T) {

@@ -36,26 +36,34 @@ import (
 // on them. A NATS server is started in the test from the compose stack's
 // nats.conf, parsed by nats-server with the compose environment (the test's
 // passwords); every service binary, built from the repository, runs with
-// its compose environment (its NATS_USER and NATS_PASSWORD) against it.
+// its compose environment (its NATS_USER and NATS_PASSWORD, the admin
+// token, the secrets key, the metrics listener) against it.
 //
 //   - anonymous clients and wrong passwords are refused;
-//   - every service becomes ready, and the pipeline works end to end through
-//     each service's own user: producers and schemas (ingest's buckets),
-//     events over HTTP (API key and JWT, whose jti lands in its bucket) and
-//     over NATS (eventsync.ingest), stored by the store and read back by
-//     query, an undecodable event and an undecodable delivery attempt
-//     dead-lettered by the store, webhook deliveries and dead letters by the
-//     notifier, the delivery audit, replays and dead-letter re-drives, a
-//     named consumer and the live tail of query, a subscription deleted
-//     again, and every service's metrics;
+//   - every service becomes ready, with its access gate (the client
+//     registry, the jti and tokens buckets), and the pipeline works end to
+//     end through each service's own user: clients and schemas (ingest's
+//     buckets), events over HTTP (API key and JWT, whose jti lands in its
+//     bucket) and over NATS (eventsync.ingest), stored by the store and
+//     read back by query, an undecodable event and an undecodable delivery
+//     attempt dead-lettered by the store, webhook deliveries and dead
+//     letters by the notifier, the delivery audit, replays and dead-letter
+//     re-drives, a named consumer and the live tail of query, a
+//     subscription deleted again;
+//   - query and the notifier authenticate: an anonymous request is refused
+//     (401), the admin token is accepted, and so are a client's API key and
+//     JWT (the client registry and the jti bucket through their own users),
+//     and query's access tokens for the live tail (the tokens bucket);
+//   - every service's /metrics answers on its metrics listener without
+//     credentials, and not on its API port;
 //   - each user can create and update every stream and bucket
 //     (stream.EnsureAll, which every service runs at start-up) on an empty
 //     server, so start order does not matter;
 //   - not one permission violation is logged meanwhile;
-//   - each user is refused what it does not need: the store and the
-//     notifier cannot read the producers bucket, ingest cannot consume
-//     EVENTS, only ingest publishes events, query and the notifier cannot
-//     touch the store's consumer, and so on.
+//   - each user is refused what it does not need: only ingest writes the
+//     client registry, only query writes access tokens, ingest cannot
+//     consume EVENTS, only ingest publishes events, query and the notifier
+//     cannot touch the store's consumer, and so on.
 //
 // The pipeline needs ClickHouse (chtest: EVENTSYNC_TEST_CLICKHOUSE_URL);
 // without it that part skips locally and fails under CI=true, and the
@@ -69,7 +77,7 @@ func TestNATSAuthorization(t *testing.T) {
 	}
 	srv, log := startComposeNATS(t, p.Services["nats"])
 	bins := buildServices(t)
-	run := func(t *testing.T, name string, extra map[string]string) string {
+	run := func(t *testing.T, name string, extra map[string]string) serviceURLs {
 		t.Helper()
 		return runService(t, bins[name], p.Services[name], srv.ClientURL(), extra)
 	}
@@ -88,18 +96,21 @@ func TestNATSAuthorization(t *testing.T) {
 	// ingest and the notifier need nothing but NATS. A default rate limit
 	// far above what the test sends makes ingest use the producers' shared
 	// token buckets (its bucket ratelimit).
-	ingestURL := run(t, "ingest", map[string]string{"INGEST_RATE": "1000"})
-	notifierURL := run(t, "notifier", nil)
+	ingest := run(t, "ingest", map[string]string{"INGEST_RATE": "1000"})
+	notifier := run(t, "notifier", nil)
 
 	t.Run("pipeline", func(t *testing.T) {
 		dsn := chtest.DSN(t)
-		storeURL := run(t, "store", map[string]string{"CLICKHOUSE_URL": dsn})
-		queryURL := run(t, "query", map[string]string{"CLICKHOUSE_URL": dsn})
-		pipeline(t, srv, ingestURL, queryURL, notifierURL)
+		store := run(t, "store", map[string]string{"CLICKHOUSE_URL": dsn})
+		query := run(t, "query", map[string]string{"CLICKHOUSE_URL": dsn})
+		pipeline(t, srv, ingest.api, query.api, notifier.api)
+		t.Run("gate", func(t *testing.T) { gate(t, ingest.api, query.api, notifier.api) })
 		// The metrics read JetStream too (the notifier's pending gauges).
-		for _, u := range []string{ingestURL, storeURL, queryURL, notifierURL} {
-			httpJSON(t, "GET", u+"/metrics", nil, "", 200, nil)
-		}
+		t.Run("metrics", func(t *testing.T) {
+			for _, u := range []serviceURLs{ingest, store, query, notifier} {
+				metrics(t, u)
+			}
+		})
 	})
 
 	// Whichever service starts first creates the streams and buckets;
@@ -230,10 +241,18 @@ func buildServices(t *testing.T) map[string]string {
 	return bins
 }
 
+// serviceURLs are the base URLs of a running service: its API and its
+// metrics listener (empty without METRICS_ADDR).
+type serviceURLs struct {
+	api, metrics string
+}
+
 // runService runs a service binary with the environment compose gives it,
-// pointed at the test's NATS server and with extra on top, and returns its
-// base URL once /readyz answers 200.
-func runService(t *testing.T, bin string, s types.ServiceConfig, natsURL string, extra map[string]string) string {
+// pointed at the test's NATS server, on free loopback ports instead of the
+// container's (the API's, and the metrics listener's when compose sets
+// METRICS_ADDR), and with extra on top. It returns the base URLs once
+// /readyz answers 200.
+func runService(t *testing.T, bin string, s types.ServiceConfig, natsURL string, extra map[string]string) serviceURLs {
 	t.Helper()
 	addr := freeAddr(t)
 	env := map[string]string{}
@@ -244,6 +263,12 @@ func runService(t *testing.T, bin string, s types.ServiceConfig, natsURL string,
 	}
 	env["NATS_URL"] = natsURL
 	env["HTTP_ADDR"] = addr
+	var urls serviceURLs
+	if env["METRICS_ADDR"] != "" {
+		metrics := freeAddr(t)
+		env["METRICS_ADDR"] = metrics
+		urls.metrics = "http://" + metrics
+	}
 	for k, v := range extra {
 		env[k] = v
 	}
@@ -255,7 +280,8 @@ func runService(t *testing.T, bin string, s types.ServiceConfig, natsURL string,
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	proc.waitHealthy(ctx, t, addr)
-	return "http://" + addr
+	urls.api = "http://" + addr
+	return urls
 }
 
 // connect connects to srv as user (none when empty), failing at once.
@@ -317,8 +343,8 @@ func pipeline(t *testing.T, srv *server.Server, ingestURL, queryURL, notifierURL
 	var okSub, badSub struct {
 		ID string `json:"id"`
 	}
-	httpJSON(t, "POST", notifierURL+"/v1/subscriptions", nil, fmt.Sprintf(`{"url":%q,"tags":["DEMO.*"]}`, okHook.URL), 201, &okSub)
-	httpJSON(t, "POST", notifierURL+"/v1/subscriptions", nil, fmt.Sprintf(`{"url":%q,"tags":["DEMO.*"]}`, badHook.URL), 201, &badSub)
+	httpJSON(t, "POST", notifierURL+"/v1/subscriptions", admin, fmt.Sprintf(`{"url":%q,"tags":["DEMO.*"]}`, okHook.URL), 201, &okSub)
+	httpJSON(t, "POST", notifierURL+"/v1/subscriptions", admin, fmt.Sprintf(`{"url":%q,"tags":["DEMO.*"]}`, badHook.URL), 201, &badSub)
 
 	// Events: with an API key, with a JWT (its jti is remembered in the
 	// jti bucket), and over NATS.
@@ -370,7 +396,7 @@ func pipeline(t *testing.T, srv *server.Server, ingestURL, queryURL, notifierURL
 			} `json:"events"`
 			NextSince uint64 `json:"next_since"`
 		}
-		httpJSON(t, "GET", queryURL+"/v1/events?since=0&tag=DEMO.HELLO", nil, "", 200, &page)
+		httpJSON(t, "GET", queryURL+"/v1/events?since=0&tag=DEMO.HELLO", admin, "", 200, &page)
 		if len(page.Events) != 3 || page.NextSince < broken.Sequence {
 			return fmt.Errorf("%d events, next_since %d", len(page.Events), page.NextSince)
 		}
@@ -389,7 +415,7 @@ func pipeline(t *testing.T, srv *server.Server, ingestURL, queryURL, notifierURL
 		var audit struct {
 			Deliveries []json.RawMessage `json:"deliveries"`
 		}
-		httpJSON(t, "GET", queryURL+"/v1/subscriptions/"+okSub.ID+"/deliveries?since=0", nil, "", 200, &audit)
+		httpJSON(t, "GET", queryURL+"/v1/subscriptions/"+okSub.ID+"/deliveries?since=0", admin, "", 200, &audit)
 		if len(audit.Deliveries) < 3 {
 			return fmt.Errorf("%d attempts", len(audit.Deliveries))
 		}
@@ -400,12 +426,12 @@ func pipeline(t *testing.T, srv *server.Server, ingestURL, queryURL, notifierURL
 	var queued struct {
 		Queued int `json:"queued"`
 	}
-	httpJSON(t, "POST", notifierURL+"/v1/subscriptions/"+okSub.ID+"/replay", nil, `{"since_seq":0}`, 202, &queued)
+	httpJSON(t, "POST", notifierURL+"/v1/subscriptions/"+okSub.ID+"/replay", admin, `{"since_seq":0}`, 202, &queued)
 	if queued.Queued != 3 {
 		t.Errorf("replay queued %d events; want 3", queued.Queued)
 	}
 	okHook.wait(t, 6)
-	httpJSON(t, "POST", notifierURL+"/v1/dead-letters/replay?subscription="+badSub.ID, nil, "", 202, &queued)
+	httpJSON(t, "POST", notifierURL+"/v1/dead-letters/replay?subscription="+badSub.ID, admin, "", 202, &queued)
 	if queued.Queued != 3 {
 		t.Errorf("dead-letter re-drive queued %d events; want 3", queued.Queued)
 	}
@@ -413,29 +439,119 @@ func pipeline(t *testing.T, srv *server.Server, ingestURL, queryURL, notifierURL
 
 	// query: a named consumer (positions in the consumers bucket, reads
 	// through short-lived consumers on EVENTS) and the live tail.
-	httpJSON(t, "PUT", queryURL+"/v1/consumers/auth-test", nil, `{"tags":["DEMO.*"],"start":"all"}`, 0, nil)
+	httpJSON(t, "PUT", queryURL+"/v1/consumers/auth-test", admin, `{"tags":["DEMO.*"],"start":"all"}`, 0, nil)
 	var read struct {
 		Events []struct {
 			Seq uint64 `json:"seq"`
 		} `json:"events"`
 	}
-	httpJSON(t, "GET", queryURL+"/v1/consumers/auth-test/events?limit=10", nil, "", 200, &read)
+	httpJSON(t, "GET", queryURL+"/v1/consumers/auth-test/events?limit=10", admin, "", 200, &read)
 	if len(read.Events) == 0 {
 		t.Fatal("the named consumer read no events")
 	}
-	httpJSON(t, "POST", queryURL+"/v1/consumers/auth-test/ack", nil, fmt.Sprintf(`{"seq":%d}`, read.Events[len(read.Events)-1].Seq), 200, nil)
-	httpJSON(t, "GET", queryURL+"/v1/consumers", nil, "", 200, nil)
-	httpJSON(t, "DELETE", queryURL+"/v1/consumers/auth-test", nil, "", 0, nil)
-	tail(t, queryURL+"/v1/stream?tag=DEMO.*&since=0")
+	httpJSON(t, "POST", queryURL+"/v1/consumers/auth-test/ack", admin, fmt.Sprintf(`{"seq":%d}`, read.Events[len(read.Events)-1].Seq), 200, nil)
+	httpJSON(t, "GET", queryURL+"/v1/consumers", admin, "", 200, nil)
+	httpJSON(t, "DELETE", queryURL+"/v1/consumers/auth-test", admin, "", 0, nil)
+	tail(t, queryURL+"/v1/stream?tag=DEMO.*&since=0", admin)
 
 	// A subscription deleted: its consumers go, its queued replays are purged.
-	httpJSON(t, "DELETE", notifierURL+"/v1/subscriptions/"+badSub.ID, nil, "", 204, nil)
+	httpJSON(t, "DELETE", notifierURL+"/v1/subscriptions/"+badSub.ID, admin, "", 204, nil)
 	eventually(t, "the deleted subscription's consumer is gone", func() error {
 		if _, err := inspect.Consumer(ctx, "EVENTS", "notify-"+badSub.ID); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("consumer notify-%s: %v", badSub.ID, err)
 		}
 		return nil
 	})
+}
+
+// gate checks the access gate of query and the notifier, which ingest's
+// shares: an anonymous request or a wrong token is refused (401), the
+// admin token accepted; a client's API key and JWT are accepted too,
+// checked against the client registry each service watches and the jti
+// bucket, and query issues an access token (the tokens bucket) that opens
+// the live tail. The client reads and subscribes only: query and the
+// notifier are the only services that see it. Every bucket is used
+// through the service's own NATS user ("no violations" checks that).
+func gate(t *testing.T, ingestURL, queryURL, notifierURL string) {
+	admin := map[string]string{"Authorization": "Bearer test-admin-token"}
+	for _, u := range []string{queryURL + "/v1/events?since=0&tag=DEMO.HELLO", notifierURL + "/v1/subscriptions"} {
+		httpJSON(t, "GET", u, nil, "", http.StatusUnauthorized, nil)
+		httpJSON(t, "GET", u, map[string]string{"Authorization": "Bearer not-the-admin-token"}, "", http.StatusUnauthorized, nil)
+		httpJSON(t, "GET", u, admin, "", http.StatusOK, nil)
+	}
+
+	// A client that may read and subscribe to DEMO.* and write nothing:
+	// ingest never sees it.
+	var c struct {
+		ID          string `json:"id"`
+		Credentials struct {
+			APIKey    string `json:"api_key"`
+			JWTSecret string `json:"jwt_secret"`
+		} `json:"credentials"`
+	}
+	httpJSON(t, "POST", ingestURL+"/v1/producers", admin, `{"name":"gate-test","scopes":{"read":["DEMO.*"],"subscribe":["DEMO.*"]}}`, http.StatusCreated, &c)
+	apiKey := map[string]string{"Authorization": "Bearer " + c.Credentials.APIKey}
+	eventually(t, "query and the notifier know the client", func() error {
+		for _, u := range []string{queryURL + "/v1/events?since=0&tag=DEMO.HELLO", notifierURL + "/v1/subscriptions"} {
+			if code := status(t, "GET", u, apiKey); code != http.StatusOK {
+				return fmt.Errorf("GET %s with the client's API key: %d", u, code)
+			}
+		}
+		return nil
+	})
+	for _, u := range []string{queryURL + "/v1/events?since=0&tag=DEMO.HELLO", notifierURL + "/v1/subscriptions"} {
+		jwt := map[string]string{"Authorization": "Bearer " + signJWT(t, c.ID, c.Credentials.JWTSecret)}
+		httpJSON(t, "GET", u, jwt, "", http.StatusOK, nil)
+		httpJSON(t, "GET", u, jwt, "", http.StatusUnauthorized, nil) // the same jti again
+	}
+	// Outside its scopes: 403.
+	httpJSON(t, "POST", notifierURL+"/v1/dead-letters/replay", apiKey, "", http.StatusForbidden, nil)
+
+	// An access token from query opens the live tail, nothing else.
+	var tok struct {
+		Token string `json:"token"`
+	}
+	httpJSON(t, "POST", queryURL+"/v1/tokens", apiKey, `{"read":["DEMO.*"],"expires_in":60}`, http.StatusCreated, &tok)
+	tail(t, queryURL+"/v1/stream?tag=DEMO.*&since=0&access_token="+tok.Token, nil)
+	httpJSON(t, "GET", queryURL+"/v1/events?since=0", map[string]string{"Authorization": "Bearer " + tok.Token}, "", http.StatusUnauthorized, nil)
+	httpJSON(t, "GET", notifierURL+"/v1/subscriptions", map[string]string{"Authorization": "Bearer " + tok.Token}, "", http.StatusUnauthorized, nil)
+}
+
+// metrics checks that a service serves /metrics on its metrics listener
+// without credentials, and not on its API port, where only the probes
+// answer without them.
+func metrics(t *testing.T, u serviceURLs) {
+	t.Helper()
+	if u.metrics == "" {
+		t.Fatalf("%s: no metrics listener (METRICS_ADDR)", u.api)
+	}
+	httpJSON(t, "GET", u.metrics+"/metrics", nil, "", http.StatusOK, nil)
+	httpJSON(t, "GET", u.metrics+"/readyz", nil, "", http.StatusOK, nil)
+	for _, h := range []map[string]string{nil, {"Authorization": "Bearer test-admin-token"}} {
+		if code := status(t, "GET", u.api+"/metrics", h); code != http.StatusNotFound && code != http.StatusUnauthorized {
+			t.Errorf("GET %s/metrics (credentials: %t) = %d; want 404 or 401: metrics only on the metrics listener", u.api, h != nil, code)
+		}
+	}
+	httpJSON(t, "GET", u.api+"/readyz", nil, "", http.StatusOK, nil)
+}
+
+// status sends a request without a body and returns the status code.
+func status(t *testing.T, method, url string, header map[string]string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // denied checks that each user is refused what it does not need: every
@@ -477,13 +593,19 @@ func denied(t *testing.T, srv *server.Server, log *natsLog) {
 		do         func(context.Context, *nats.Conn, jetstream.JetStream) error
 		violation  string // what nats-server reports
 	}{
-		{"store", "read the producers bucket", kvGet("producers"), `Publish Violation - Subject "$JS.API.DIRECT.GET.KV_producers`},
-		{"store", "watch producer changes", subscribe("$KV.producers.>"), `Subscription Violation - Subject "$KV.producers.>"`},
+		// The client registry: every service reads it, only ingest writes.
+		{"store", "write a client", publish("$KV.producers.prd_forged"), `Publish Violation - Subject "$KV.producers.prd_forged"`},
+		{"store", "subscribe to the client registry's subjects", subscribe("$KV.producers.>"), `Subscription Violation - Subject "$KV.producers.>"`},
+		{"store", "issue an access token", publish("$KV.tokens.forged"), `Publish Violation - Subject "$KV.tokens.forged"`},
 		{"store", "publish events", publish("events.DEMO.FORGED"), `Publish Violation - Subject "events.DEMO.FORGED"`},
-		{"notifier", "read the producers bucket", kvGet("producers"), `Publish Violation - Subject "$JS.API.DIRECT.GET.KV_producers`},
+		{"notifier", "write a client", publish("$KV.producers.prd_forged"), `Publish Violation - Subject "$KV.producers.prd_forged"`},
+		{"notifier", "claim a category", publish("$KV.owners.DEMO"), `Publish Violation - Subject "$KV.owners.DEMO"`},
+		{"notifier", "issue an access token", publish("$KV.tokens.forged"), `Publish Violation - Subject "$KV.tokens.forged"`},
 		{"notifier", "publish events", publish("events.DEMO.FORGED"), `Publish Violation - Subject "events.DEMO.FORGED"`},
 		{"notifier", "take over the store's consumer", consume("EVENTS", storeConsumer), `Publish Violation - Subject "$JS.API.CONSUMER.CREATE.EVENTS.store.events.>"`},
-		{"query", "read the producers bucket", kvGet("producers"), `Publish Violation - Subject "$JS.API.DIRECT.GET.KV_producers`},
+		{"query", "write a client", publish("$KV.producers.prd_forged"), `Publish Violation - Subject "$KV.producers.prd_forged"`},
+		{"query", "claim a category", publish("$KV.owners.DEMO"), `Publish Violation - Subject "$KV.owners.DEMO"`},
+		{"query", "read the schemas", kvGet("schemas"), `Publish Violation - Subject "$JS.API.DIRECT.GET.KV_schemas`},
 		{"query", "publish events", publish("events.DEMO.FORGED"), `Publish Violation - Subject "events.DEMO.FORGED"`},
 		{"query", "take over the store's consumer", consume("EVENTS", storeConsumer), `Publish Violation - Subject "$JS.API.CONSUMER.CREATE.EVENTS.store.events.>"`},
 		{"query", "delete the store's consumer", func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
@@ -499,6 +621,7 @@ func denied(t *testing.T, srv *server.Server, log *natsLog) {
 		}, `Publish Violation - Subject "$KV.subscriptions.sub_forged"`},
 		{"ingest", "consume EVENTS", consume("EVENTS", jetstream.ConsumerConfig{Durable: "probe"}), `Publish Violation - Subject "$JS.API.CONSUMER.CREATE.EVENTS.probe"`},
 		{"ingest", "read the subscriptions bucket", kvGet("subscriptions"), `Publish Violation - Subject "$JS.API.DIRECT.GET.KV_subscriptions`},
+		{"ingest", "issue an access token", publish("$KV.tokens.forged"), `Publish Violation - Subject "$KV.tokens.forged"`},
 		{"ingest", "watch events", subscribe("events.>"), `Subscription Violation - Subject "events.>"`},
 		{"ingest", "publish delivery attempts", publish("deliveries.sub_forged"), `Publish Violation - Subject "deliveries.sub_forged"`},
 		{"ingest", "delete a stream", func(ctx context.Context, _ *nats.Conn, js jetstream.JetStream) error {
@@ -617,14 +740,17 @@ func httpJSON(t *testing.T, method, url string, header map[string]string, body s
 	}
 }
 
-// tail reads the live tail at url until its first event.
-func tail(t *testing.T, url string) {
+// tail reads the live tail at url, with header, until its first event.
+func tail(t *testing.T, url string, header map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
