@@ -48,6 +48,7 @@ func commands() map[string]func(ctx context.Context, args []string, con Console)
 		"subs":      runSubs,
 		"consumers": runConsumers,
 		"producers": runProducers,
+		"clients":   runProducers, // the producers are the clients of every service
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,14 +13,18 @@ import (
 	"github.com/eventsync/eventsync/pkg/conf"
 )
 
-const producersUsage = `eventsync producers: manage the producers EventSync accepts events from,
-through the admin API of a running EventSync (ingest or all-in-one).
+const producersUsage = `eventsync producers: manage the producers, the clients of EventSync: what tags
+each may write (--tags), and what else it may do (its scopes: --read, --subscribe
+and --consume tag patterns, --admin for everything), through the admin API of a
+running EventSync (ingest or all-in-one). "eventsync clients" is the same command.
 
 Usage:
   eventsync producers create --name NAME [--tags 'BILLING.>,INVOICE.*'] [--rate N --burst N] [--owns BILLING]
+                             [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin]
   eventsync producers list
   eventsync producers get ID
   eventsync producers update ID [--name NAME] [--tags …] [--rate N] [--burst N] [--owns …]
+                                [--read …] [--subscribe …] [--consume …] [--admin=true|false]
   eventsync producers disable ID
   eventsync producers enable ID
   eventsync producers delete ID
@@ -39,9 +44,9 @@ func producers() *resource[client.ProducerInfo] {
 		list:        (*client.Client).Producers,
 		get:         (*client.Client).Producer,
 		del:         (*client.Client).DeleteProducer,
-		columns:     []string{"ID", "NAME", "ENABLED", "TAGS", "OWNS", "RATE", "LAST SEEN"},
+		columns:     []string{"ID", "NAME", "ENABLED", "TAGS", "SCOPES", "OWNS", "RATE", "LAST SEEN"},
 		row: func(p client.ProducerInfo) []string {
-			return []string{p.ID, p.Name, strconv.FormatBool(p.Enabled), joined(p.Tags, ","), joined(p.Owned, ","),
+			return []string{p.ID, p.Name, strconv.FormatBool(p.Enabled), joined(p.Tags, ","), scopesText(p.Scopes, " "), joined(p.Owned, ","),
 				rateText(p.Rate), seen(p.LastSeen)}
 		},
 		details: func(p *client.ProducerInfo) [][]string {
@@ -50,6 +55,7 @@ func producers() *resource[client.ProducerInfo] {
 				{"name", p.Name},
 				{"enabled", strconv.FormatBool(p.Enabled)},
 				{"tags", joined(p.Tags, ", ")},
+				{"scopes", scopesText(p.Scopes, "; ")},
 				{"owns", joined(p.Owned, ", ")},
 				{"rate", rateText(p.Rate)},
 			}
@@ -77,6 +83,25 @@ func producers() *resource[client.ProducerInfo] {
 			return "Credentials, shown this once (store them now):", rows
 		},
 	}
+}
+
+// scopesText shows a client's scopes on one line: "admin", then
+// read=A.>,B.* subscribe=… consume=…, each present only when granted,
+// joined by sep; "-" for none.
+func scopesText(s client.Scopes, sep string) string {
+	var parts []string
+	if s.Admin {
+		parts = append(parts, "admin")
+	}
+	for _, sc := range []struct {
+		name     string
+		patterns []string
+	}{{"read", s.Read}, {"subscribe", s.Subscribe}, {"consume", s.Consume}} {
+		if len(sc.patterns) > 0 {
+			parts = append(parts, sc.name+"="+strings.Join(sc.patterns, ","))
+		}
+	}
+	return joined(parts, sep)
 }
 
 func rateText(r client.Rate) string {
@@ -121,28 +146,57 @@ func runProducers(ctx context.Context, args []string, con Console) error {
 
 // specFlags are the flags of create and update.
 type specFlags struct {
-	name       string
-	tags, owns listFlag
-	rate       float64
-	burst      int
+	name                     string
+	tags, owns               listFlag
+	read, subscribe, consume listFlag
+	admin                    bool
+	rate                     float64
+	burst                    int
 }
 
 func (s *specFlags) flags(fs *conf.Set) {
 	fs.String(&s.name, "name", "", "", "unique name of the producer (letters, digits, '-', '_')")
-	fs.Var(&s.tags, "tags", "", "tag patterns the producer may publish, comma-separated or repeated (default: every tag)")
+	fs.Var(&s.tags, "tags", "", "tag patterns the producer may publish, comma-separated or repeated (default: every tag, unless it is given scopes)")
 	fs.Var(&s.owns, "owns", "", "categories the producer owns (no other producer may write them), comma-separated or repeated")
+	fs.Var(&s.read, "read", "", "read scope: tag patterns whose events it may read (query, live tail), comma-separated or repeated")
+	fs.Var(&s.subscribe, "subscribe", "", "subscribe scope: tag patterns its own webhook subscriptions may cover, comma-separated or repeated")
+	fs.Var(&s.consume, "consume", "", "consume scope: tag patterns its own named consumers may cover, comma-separated or repeated")
+	fs.Bool(&s.admin, "admin", "", false, "admin scope: everything (producers, schemas, every subscription and consumer); --admin=false takes it away")
 	fs.Float64(&s.rate, "rate", "", 0, "events per second on average (0: the server's default; negative: unlimited)")
 	fs.Int(&s.burst, "burst", "", 0, "events at once (0: the server's default)")
 }
 
-const producersCreateAbout = `Registers a producer (POST /v1/producers) with its tag patterns, owned
-categories and rate limit. Its credentials (a password, an API key and a
-JWT secret) are printed once: store them then.
+// scopeFlags are the flags that set scopes.
+var scopeFlags = []string{"read", "subscribe", "consume", "admin"}
+
+// scopes returns the scopes the flags give, over base: the flags not
+// given keep base's.
+func (s *specFlags) scopes(base client.Scopes, set map[string]bool) client.Scopes {
+	for _, f := range []struct {
+		flag *listFlag
+		dst  *[]string
+	}{{&s.read, &base.Read}, {&s.subscribe, &base.Subscribe}, {&s.consume, &base.Consume}} {
+		if f.flag.given {
+			*f.dst = f.flag.items
+		}
+	}
+	if set["admin"] {
+		base.Admin = s.admin
+	}
+	return base
+}
+
+const producersCreateAbout = `Registers a producer (POST /v1/producers) with its tag patterns, scopes, owned
+categories and rate limit. Without --tags it may write every tag, unless it is
+given scopes (--read, --subscribe, --consume, --admin): then it writes nothing.
+Its credentials (a password, an API key and a JWT secret) are printed once:
+store them then.
 `
 
 func producersCreate(ctx context.Context, args []string, con Console) error {
 	ps := producers()
-	c := ps.command(con, "create", " --name NAME [--tags PATTERNS --owns CATEGORIES --rate N --burst N] [--json]", producersCreateAbout)
+	c := ps.command(con, "create", " --name NAME [--tags PATTERNS --owns CATEGORIES --rate N --burst N]\n"+
+		"    [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin] [--json]", producersCreateAbout)
 	var s specFlags
 	s.flags(c.fs)
 	_, cl, err := c.parse(args, 0, "")
@@ -160,17 +214,21 @@ func producersCreate(ctx context.Context, args []string, con Console) error {
 	if s.owns.given {
 		spec.Owns = s.owns.items
 	}
+	spec.Scopes = s.scopes(client.Scopes{}, set)
 	p, err := cl.CreateProducer(ctx, spec)
 	return ps.show(c, "Created", p, err)
 }
 
 const producersUpdateAbout = `Changes what the flags given say of a producer (PATCH /v1/producers/{id});
-the rest stays as it is. --rate or --burst alone keeps the other.
+the rest stays as it is. --rate or --burst alone keeps the other; a scope flag
+(--read, --subscribe, --consume, --admin) keeps the scopes not given, and an
+empty list (--read '') takes that scope away.
 `
 
 func producersUpdate(ctx context.Context, args []string, con Console) error {
 	ps := producers()
-	c := ps.command(con, "update", " KEY [--name NAME --tags PATTERNS --owns CATEGORIES --rate N --burst N] [--json]", producersUpdateAbout)
+	c := ps.command(con, "update", " KEY [--name NAME --tags PATTERNS --owns CATEGORIES --rate N --burst N]\n"+
+		"    [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin=true|false] [--json]", producersUpdateAbout)
 	var s specFlags
 	s.flags(c.fs)
 	pos, cl, err := ps.parseKey(c, args)
@@ -178,8 +236,9 @@ func producersUpdate(ctx context.Context, args []string, con Console) error {
 		return err
 	}
 	set := c.given()
-	if !set["name"] && !set["tags"] && !set["owns"] && !set["rate"] && !set["burst"] {
-		return c.fail(errors.New("nothing to change (--name, --tags, --rate, --burst, --owns)"))
+	scopesSet := slices.ContainsFunc(scopeFlags, func(f string) bool { return set[f] })
+	if !set["name"] && !set["tags"] && !set["owns"] && !set["rate"] && !set["burst"] && !scopesSet {
+		return c.fail(errors.New("nothing to change (--name, --tags, --rate, --burst, --owns, --read, --subscribe, --consume, --admin)"))
 	}
 	var u client.ProducerUpdate
 	if set["name"] {
@@ -191,18 +250,29 @@ func producersUpdate(ctx context.Context, args []string, con Console) error {
 	if s.owns.given {
 		u.Owns = &s.owns.items
 	}
+	// The API replaces the rate and the scopes as a whole: what the flags
+	// leave out is kept from the producer as it is.
+	var current *client.ProducerInfo
+	someScopes := scopesSet && slices.ContainsFunc(scopeFlags, func(f string) bool { return !set[f] })
+	if set["rate"] != set["burst"] || someScopes {
+		if current, err = cl.Producer(ctx, pos[0]); err != nil {
+			return c.fail(err)
+		}
+	}
+	if scopesSet {
+		var base client.Scopes
+		if current != nil {
+			base = current.Scopes
+		}
+		sc := s.scopes(base, set)
+		u.Scopes = &sc
+	}
 	if set["rate"] || set["burst"] {
-		if set["rate"] != set["burst"] { // the API replaces the rate as a whole: keep the other half
-			p, err := cl.Producer(ctx, pos[0])
-			if err != nil {
-				return c.fail(err)
-			}
-			if !set["rate"] {
-				s.rate = p.Rate.PerSecond
-			}
-			if !set["burst"] {
-				s.burst = p.Rate.Burst
-			}
+		if !set["rate"] {
+			s.rate = current.Rate.PerSecond
+		}
+		if !set["burst"] {
+			s.burst = current.Rate.Burst
 		}
 		u.Rate = &client.Rate{PerSecond: s.rate, Burst: s.burst}
 	}

@@ -14,19 +14,26 @@ import (
 
 const adminToken = "admin-token-for-cli-tests-0123456789"
 
-// startAdmin starts the all-in-one with an admin token (from ADMIN_TOKEN,
-// as an operator sets it) and returns its HTTP base URL.
+// startAdmin starts the all-in-one with authentication on and an admin
+// token (from AUTH and ADMIN_TOKEN, as an operator sets them; on loopback
+// it would default to no authentication) and returns its HTTP base URL.
 func startAdmin(t *testing.T) string {
 	t.Helper()
-	return apptest.Start(t, map[string]string{"ADMIN_TOKEN": adminToken}).Base
+	return apptest.Start(t, map[string]string{"AUTH": "clients", "ADMIN_TOKEN": adminToken}).Base
 }
 
 // cli runs `eventsync producers args…` with the server and token in the
 // environment, and returns what it printed.
 func cli(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
+	return cliAs(t, "producers", env, args...)
+}
+
+// cliAs runs `eventsync cmd args…`: producers or its alias clients.
+func cliAs(t *testing.T, cmd string, env map[string]string, args ...string) (string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runCLI(t.Context(), env, nil, &out, &errOut, append([]string{"producers"}, args...)...)
+	err := runCLI(t.Context(), env, nil, &out, &errOut, append([]string{cmd}, args...)...)
 	return out.String(), err
 }
 
@@ -45,8 +52,14 @@ type cliProducer struct {
 	Name    string   `json:"name"`
 	Enabled bool     `json:"enabled"`
 	Tags    []string `json:"tags"`
-	Owned   []string `json:"owned"`
-	Rate    struct {
+	Scopes  struct {
+		Read      []string `json:"read"`
+		Subscribe []string `json:"subscribe"`
+		Consume   []string `json:"consume"`
+		Admin     bool     `json:"admin"`
+	} `json:"scopes"`
+	Owned []string `json:"owned"`
+	Rate  struct {
 		PerSecond float64 `json:"per_second"`
 		Burst     int     `json:"burst"`
 	} `json:"rate"`
@@ -167,7 +180,7 @@ func TestProducersCLI(t *testing.T) {
 func TestProducersCLIErrors(t *testing.T) {
 	base := startAdmin(t)
 	env := map[string]string{"EVENTSYNC_SERVER": base, "EVENTSYNC_ADMIN_TOKEN": adminToken}
-	mustCLI(t, env, "create", "--name", "billing", "--owns", "BILLING")
+	billing := decodeCLI[cliProducer](t, mustCLI(t, env, "create", "--json", "--name", "billing", "--owns", "BILLING"))
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -177,7 +190,7 @@ func TestProducersCLIErrors(t *testing.T) {
 		{"no command", env, nil, "no producers command"},
 		{"unknown command", env, []string{"frobnicate"}, `unknown producers command "frobnicate"`},
 		{"no token", map[string]string{"EVENTSYNC_SERVER": base}, []string{"list"}, "no admin token"},
-		{"wrong token", env, []string{"list", "--admin-token", "wrong"}, "401 Unauthorized: the admin token is not valid"},
+		{"wrong token", env, []string{"list", "--admin-token", "wrong"}, "401 Unauthorized"},
 		{"create without name", env, []string{"create"}, "needs --name"},
 		{"get without id", env, []string{"get"}, "takes a producer id"},
 		{"get with two ids", env, []string{"get", "a", "b"}, "takes a producer id"},
@@ -186,6 +199,9 @@ func TestProducersCLIErrors(t *testing.T) {
 		{"rotate without credential", env, []string{"rotate", "prd_x"}, "needs --credential"},
 		{"rotate bad credential", env, []string{"rotate", "prd_0123456789abcdef0123456789abcdef", "--credential", "token"}, "422 Unprocessable Entity"},
 		{"invalid tags", env, []string{"create", "--name", "x", "--tags", "A.>.B"}, "422 Unprocessable Entity"},
+		{"invalid read pattern", env, []string{"create", "--name", "x", "--read", "A.*,A..B"}, "\n  /scopes/read/1 "},
+		{"invalid consume pattern", env, []string{"update", billing.ID, "--consume", "a b", "--read", "", "--subscribe", "", "--admin=false"}, "\n  /scopes/consume/0 "},
+		{"bad admin value", env, []string{"create", "--name", "x", "--admin=maybe"}, "invalid boolean value"},
 		{"name taken", env, []string{"create", "--name", "BILLING"}, `409 Conflict: name "BILLING" is taken`},
 		{"category owned", env, []string{"create", "--name", "thief", "--owns", "BILLING"}, "409 Conflict: category BILLING is owned by producer"},
 		{"bad flag", env, []string{"list", "--bogus"}, "flag provided but not defined"},
@@ -206,6 +222,79 @@ func TestProducersCLIErrors(t *testing.T) {
 	}
 }
 
+// Scopes are given with --read, --subscribe, --consume and --admin;
+// update keeps the scopes not given; tables show them on one line.
+// "eventsync clients" is "eventsync producers".
+func TestProducersCLIScopes(t *testing.T) {
+	base := startAdmin(t)
+	env := map[string]string{"EVENTSYNC_SERVER": base, "EVENTSYNC_ADMIN_TOKEN": adminToken}
+
+	out := mustCLI(t, env, "create", "--name", "dashboard", "--read", "BILLING.>,ORDERS.*", "--subscribe", "BILLING.>", "--subscribe", "ORDERS.>")
+	for _, want := range []string{"Created producer dashboard", "read=BILLING.>,ORDERS.*; subscribe=BILLING.>,ORDERS.>", "Credentials"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("create output lacks %q:\n%s", want, out)
+		}
+	}
+	m := idLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("create output lacks the id:\n%s", out)
+	}
+	id := m[1]
+	got := decodeCLI[cliProducer](t, mustCLI(t, env, "get", id, "--json"))
+	if len(got.Tags) != 0 || strings.Join(got.Scopes.Read, " ") != "BILLING.> ORDERS.*" || strings.Join(got.Scopes.Subscribe, " ") != "BILLING.> ORDERS.>" ||
+		len(got.Scopes.Consume) != 0 || got.Scopes.Admin {
+		t.Errorf("get --json = %+v; want no tags, read and subscribe scopes", got)
+	}
+	root := decodeCLI[cliProducer](t, mustCLI(t, env, "create", "--json", "--name", "root", "--admin"))
+	if !root.Scopes.Admin || len(root.Tags) != 0 {
+		t.Errorf("create --admin = %+v; want admin scope and no tags", root)
+	}
+	writer := decodeCLI[cliProducer](t, mustCLI(t, env, "create", "--json", "--name", "writer", "--tags", "A.*"))
+	if writer.Scopes.Admin || len(writer.Scopes.Read) != 0 {
+		t.Errorf("create without scope flags = %+v; want no scopes", writer)
+	}
+
+	out = mustCLI(t, env, "list")
+	for _, want := range []string{"SCOPES", "read=BILLING.>,ORDERS.* subscribe=BILLING.>,ORDERS.>", "admin"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list output lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^prd_\S+\s+writer\s+true\s+A\.\*\s+-\s`).MatchString(out) {
+		t.Errorf("list shows the writer's scopes as something else than -:\n%s", out)
+	}
+
+	// update replaces only the scopes given.
+	got = decodeCLI[cliProducer](t, mustCLI(t, env, "update", id, "--consume", "BILLING.*", "--json"))
+	if strings.Join(got.Scopes.Read, " ") != "BILLING.> ORDERS.*" || strings.Join(got.Scopes.Subscribe, " ") != "BILLING.> ORDERS.>" ||
+		strings.Join(got.Scopes.Consume, " ") != "BILLING.*" {
+		t.Errorf("update --consume = %+v; want the other scopes kept", got.Scopes)
+	}
+	got = decodeCLI[cliProducer](t, mustCLI(t, env, "update", id, "--read", "", "--admin", "--json"))
+	if len(got.Scopes.Read) != 0 || !got.Scopes.Admin || len(got.Scopes.Subscribe) != 2 || len(got.Scopes.Consume) != 1 {
+		t.Errorf("update --read '' --admin = %+v; want read removed, admin added, the rest kept", got.Scopes)
+	}
+	got = decodeCLI[cliProducer](t, mustCLI(t, env, "update", id, "--admin=false", "--read", "X.>", "--subscribe", "", "--consume", "", "--json"))
+	if got.Scopes.Admin || strings.Join(got.Scopes.Read, " ") != "X.>" || len(got.Scopes.Subscribe)+len(got.Scopes.Consume) != 0 {
+		t.Errorf("update of every scope = %+v; want read X.> only", got.Scopes)
+	}
+	if out := mustCLI(t, env, "get", id); !regexp.MustCompile(`(?m)^  scopes\s+read=X\.>$`).MatchString(out) {
+		t.Errorf("get shows the scopes otherwise:\n%s", out)
+	}
+
+	// The clients command is the producers command.
+	out, err := cliAs(t, "clients", env, "get", id, "--json")
+	if err != nil || decodeCLI[cliProducer](t, out).Name != "dashboard" {
+		t.Errorf("clients get = %v\n%s; want the client", err, out)
+	}
+	if out, err := cliAs(t, "clients", env, "update", id, "--read", "Y.>", "--json"); err != nil || strings.Join(decodeCLI[cliProducer](t, out).Scopes.Read, " ") != "Y.>" {
+		t.Errorf("clients update --read = %v\n%s", err, out)
+	}
+	if out, err := cliAs(t, "clients", nil, "help"); err != nil || !strings.Contains(out, `"eventsync clients" is the same command`) {
+		t.Errorf("clients help = %v\n%s", err, out)
+	}
+}
+
 func TestProducersHelp(t *testing.T) {
 	for _, args := range [][]string{{"-help"}, {"help"}} {
 		out, err := cli(t, nil, args...)
@@ -217,7 +306,7 @@ func TestProducersHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("producers create -help = %v; want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-server", "$EVENTSYNC_SERVER", "-admin-token", "$EVENTSYNC_ADMIN_TOKEN", "-name", "-tags", "-rate", "-burst", "-owns", "-json"} {
+	for _, want := range []string{"-server", "$EVENTSYNC_SERVER", "-admin-token", "$EVENTSYNC_ADMIN_TOKEN", "-name", "-tags", "-rate", "-burst", "-owns", "-read", "-subscribe", "-consume", "-admin", "-json"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("producers create -help lacks %q:\n%s", want, out)
 		}
