@@ -59,7 +59,7 @@ func (c *Config) Flags(fs *conf.Set, authDefault string) {
 	fs.Duration(&c.Throttle.CoolDown, "auth-cooldown", "AUTH_COOLDOWN", auth.DefaultCoolDown, "how long a client over --auth-max-failures is refused")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "TRUSTED_PROXIES",
 		"comma-separated addresses or CIDRs of reverse proxies: from them, the right-most X-Forwarded-For address not in the list is the client's (empty: the peer address is, and X-Forwarded-For is ignored)")
-	fs.String(&c.SecretsKey, "secrets-key", "SECRETS_KEY", "", "key sealing the secrets kept in NATS buckets (JWT secrets, webhook signing secrets): 32 bytes in base64 (eventsync keygen); empty: kept in clear")
+	fs.String(&c.SecretsKey, "secrets-key", "SECRETS_KEY", "", "key sealing the secrets kept in NATS buckets (JWT secrets, webhook signing secrets): 32 bytes in base64 (head -c32 /dev/urandom | base64); empty: kept in clear")
 	fs.String(&c.SecretsOldKeys, "secrets-old-keys", "SECRETS_OLD_KEYS", "", "earlier secrets keys, comma-separated, still accepted to open secrets while they are re-sealed with --secrets-key")
 }
 
@@ -257,8 +257,12 @@ func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := g.registry.TouchLastSeen(ctx, c.ID); err != nil {
-		g.log.Debug("touch last seen", "client", c.ID, "err", err)
+	// Last seen is the last write: only ingest, which serves the write
+	// routes, writes the client registry.
+	if rule.Scope == Write {
+		if err := g.registry.TouchLastSeen(ctx, c.ID); err != nil {
+			g.log.Debug("touch last seen", "client", c.ID, "err", err)
+		}
 	}
 	return FromProducer(c), nil
 }
