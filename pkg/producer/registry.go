@@ -89,8 +89,8 @@ type Option func(*Registry)
 func WithClock(now func() time.Time) Option { return func(r *Registry) { r.now = now } }
 
 // WithKeyring seals the JWT secrets the registry writes with k and opens
-// them when it reads; nil keeps them in clear. On start, Run re-seals with
-// k's current key the secrets stored in clear or with an old key (see
+// them when it reads; nil keeps them in clear. Reseal re-seals with k's
+// current key the secrets stored in clear or with an old key (see
 // sealing.go).
 func WithKeyring(k *sealed.Keyring) Option { return func(r *Registry) { r.keyring = k } }
 
@@ -116,10 +116,12 @@ type Registry struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	// reseal holds the records to re-seal after the first load (id →
-	// revision), resealed that it is done; both belong to Run's goroutine.
-	reseal   map[string]uint64
-	resealed bool
+	// reseal holds the records the first load found to re-seal (id →
+	// revision), until Reseal takes them; firstLoad is over once the
+	// producers bucket was loaded.
+	resealMu  sync.Mutex
+	reseal    map[string]uint64
+	firstLoad bool
 
 	mu        sync.RWMutex
 	producers map[string]*Producer
@@ -201,7 +203,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			case !ok:
 				return fmt.Errorf("watch %s closed", stream.ProducersBucket)
 			case e == nil:
-				r.resealAll(ctx)
+				r.loadedProducers()
 				loaded()
 			default:
 				r.watchProducer(e)

@@ -18,14 +18,19 @@ import (
 // authentication uses, hold it in clear; no other value is sealed.
 //
 //	stored value          keyring            read as
-//	clear                 none or any        clear (written before a key was set); re-sealed on start
+//	clear                 none or any        clear (written before a key was set); Reseal seals it
 //	sealed, current key   holds it           clear
-//	sealed, old key       holds it as old    clear; re-sealed with the current key on start
+//	sealed, old key       holds it as old    clear; Reseal seals it with the current key
 //	sealed, unknown key   does not hold it   skipped (ErrSealedSecret): not loaded, cannot authenticate
 //
 // A record whose secret does not open is still readable for the admin
 // API's changes (rename, disable, delete): its sealed secret is written
 // back untouched, and rotating the JWT secret replaces it.
+//
+// Every write seals with the current key. What the first load found in
+// clear or under an old key is re-sealed by Reseal, which only the
+// service that writes the registry calls (ingest: the other services may
+// only read the bucket).
 
 // ErrSealedSecret means a producer's stored JWT secret was sealed with a key
 // the registry's keyring does not hold (or was tampered with): the producer
@@ -34,9 +39,8 @@ import (
 var ErrSealedSecret = errors.New("the stored JWT secret does not open with the configured secrets keys")
 
 // WithErrorHandler makes the registry tell fn about each record it skips
-// (a value that does not decode, a JWT secret that does not open) and each
-// re-seal that failed, with the producer id. The registry logs nothing
-// itself.
+// (a value that does not decode, a JWT secret that does not open), with
+// the producer id. The registry logs nothing itself.
 func WithErrorHandler(fn func(id string, err error)) Option {
 	return func(r *Registry) { r.onError = fn }
 }
@@ -89,7 +93,12 @@ func (r *Registry) decode(id string, b []byte) (Producer, error) {
 // record of id at revision rev holds a JWT secret stored in clear or
 // sealed with an old key.
 func (r *Registry) noteReseal(id string, rev uint64, stored []byte) {
-	if r.keyring == nil || r.resealed {
+	if r.keyring == nil {
+		return
+	}
+	r.resealMu.Lock()
+	defer r.resealMu.Unlock()
+	if r.firstLoad {
 		return
 	}
 	var raw struct {
@@ -106,14 +115,35 @@ func (r *Registry) noteReseal(id string, rev uint64, stored []byte) {
 	r.reseal[id] = rev
 }
 
-// resealAll writes back, sealed with the current key, every record noted
-// while the bucket was first loaded, with a compare-and-swap on the
-// revision it was read at: a record changed meanwhile was written sealed
-// by the change, so a conflict is left alone. Run calls it once, before
-// Ready.
-func (r *Registry) resealAll(ctx context.Context) {
+// loadedProducers ends the first load of the producers bucket.
+func (r *Registry) loadedProducers() {
+	r.resealMu.Lock()
+	defer r.resealMu.Unlock()
+	r.firstLoad = true
+}
+
+// Reseal writes back, sealed with the keyring's current key, every
+// producer whose JWT secret the first load found in clear or sealed with
+// an old key, so that old keys can be dropped. It waits until Run has
+// loaded the bucket. Each write is a compare-and-swap on the revision the
+// record was loaded at: a record changed meanwhile was sealed by that
+// change, so a conflict is skipped, not an error. It returns how many
+// records it re-sealed and the errors of those it could not write. Only
+// the service that writes the registry calls it, once.
+func (r *Registry) Reseal(ctx context.Context) (int, error) {
+	select {
+	case <-r.ready:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	r.resealMu.Lock()
 	pending := r.reseal
-	r.reseal, r.resealed = nil, true
+	r.reseal = nil
+	r.resealMu.Unlock()
+	var (
+		n    int
+		errs []error
+	)
 	for id, rev := range pending {
 		r.mu.RLock()
 		p, ok := r.producers[id]
@@ -124,16 +154,18 @@ func (r *Registry) resealAll(ctx context.Context) {
 		}
 		b, err := r.encode(p)
 		if err != nil {
-			r.report(id, err)
+			errs = append(errs, err)
 			continue
 		}
 		newRev, err := r.kv.Update(ctx, id, b, rev)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		case err != nil:
-			r.report(id, fmt.Errorf("re-seal producer %s: %w", id, err))
+			errs = append(errs, fmt.Errorf("re-seal producer %s: %w", id, err))
 		default:
 			r.applyProducer(id, p, newRev)
+			n++
 		}
 	}
+	return n, errors.Join(errs...)
 }

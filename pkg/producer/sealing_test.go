@@ -120,8 +120,9 @@ func TestSecretsClearWithoutKey(t *testing.T) {
 }
 
 // Configuring a key on a registry written in clear, then rotating keys:
-// each start re-seals what the current key did not seal.
-func TestSecretsResealedOnStart(t *testing.T) {
+// Reseal seals with the current key what it did not seal. Loading alone
+// writes nothing (the services that only read the registry load it).
+func TestSecretsResealed(t *testing.T) {
 	srv := natstest.Start(t)
 	p, sec := create(t, start(t, srv), Spec{Name: "billing"})
 	q, _ := create(t, start(t, srv), Spec{Name: "orders"})
@@ -129,20 +130,34 @@ func TestSecretsResealedOnStart(t *testing.T) {
 
 	first, second := sealed.GenerateKey(), sealed.GenerateKey()
 	steps := []struct {
-		name    string
-		current string
-		old     string
+		name     string
+		current  string
+		old      string
+		resealed int
 	}{
-		{"clear to the first key", first, ""},
-		{"first key to the second", second, first},
-		{"already sealed with the current key", second, ""},
+		{"clear to the first key", first, "", 2},
+		{"first key to the second", second, first, 2},
+		{"already sealed with the current key", second, "", 0},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			var errs errorLog
 			k := keyring(t, st.current, st.old)
+			_, before := storedSecret(t, kv, p.ID)
 			r := start(t, srv, WithKeyring(k), errs.option())
-			// Ready means the bucket is loaded and re-sealed.
+			if got, ok := r.Get(p.ID); !ok || got.Credentials.JWTSecret != sec.JWTSecret {
+				t.Fatalf("Get(%s) = %v; want the original clear secret before any re-seal", p.ID, ok)
+			}
+			if _, after := storedSecret(t, kv, p.ID); after != before {
+				t.Errorf("loading rewrote the stored secret; want only Reseal to")
+			}
+			n, err := r.Reseal(t.Context())
+			if err != nil || n != st.resealed {
+				t.Errorf("Reseal = %d, %v; want %d, nil", n, err, st.resealed)
+			}
+			if n, err := r.Reseal(t.Context()); n != 0 || err != nil {
+				t.Errorf("Reseal again = %d, %v; want 0, nil", n, err)
+			}
 			for _, id := range []string{p.ID, q.ID} {
 				raw, stored := storedSecret(t, kv, id)
 				if !sealed.IsSealed(stored) || k.NeedsReseal(stored) || strings.Contains(raw, sec.JWTSecret) {
@@ -181,7 +196,7 @@ func TestSecretsWithUnknownKey(t *testing.T) {
 		k    *sealed.Keyring
 	}{
 		{"no key", nil},
-		{"another key", keyring(t, sealed.GenerateKey(), "")}, // re-seals q with that key
+		{"another key", keyring(t, sealed.GenerateKey(), "")},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var errs errorLog
@@ -242,26 +257,27 @@ func TestResealConflictIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var errs errorLog
-	r, err := Open(t.Context(), js, stream.Config{}, WithKeyring(keyring(t, sealed.GenerateKey(), "")), errs.option())
+	r, err := Open(t.Context(), js, stream.Config{}, WithKeyring(keyring(t, sealed.GenerateKey(), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The first load, as Run does it, then a change before the re-seal.
 	e, err := kv.Get(t.Context(), p.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.watchProducer(e) // the first load
+	r.watchProducer(e)
+	r.loadedProducers()
+	r.readyOnce.Do(func() { close(r.ready) })
 	changed := strings.Replace(string(e.Value()), `"name":"billing"`, `"name":"changed"`, 1)
 	if _, err := kv.Put(t.Context(), p.ID, []byte(changed)); err != nil {
 		t.Fatal(err)
 	}
-	r.resealAll(t.Context())
+	if n, err := r.Reseal(t.Context()); n != 0 || err != nil {
+		t.Errorf("Reseal = %d, %v; want 0, nil for a conflict", n, err)
+	}
 	if raw, _ := storedSecret(t, kv, p.ID); raw != changed {
 		t.Errorf("stored = %s; want the change left alone", raw)
-	}
-	if err := errs.get(p.ID); err != nil {
-		t.Errorf("error handler got %v; want nothing for a conflict", err)
 	}
 	if got, ok := r.Get(p.ID); !ok || got.Credentials.JWTSecret != sec.JWTSecret {
 		t.Errorf("Get after the conflict = %v; want the producer as first loaded", ok)

@@ -75,14 +75,30 @@ func OpenGuard(ctx context.Context, js jetstream.KeyValueManager, gate *access.G
 	return g, nil
 }
 
-// Run keeps the registries current until ctx is done.
+// Run keeps the registries current until ctx is done. Ingest is the
+// service that writes the client registry, so it also re-seals the JWT
+// secrets the registry found in clear or under an old secrets key.
 func (g *Guard) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.schemas.Run(ctx) })
+	eg.Go(func() error { g.reseal(ctx); return nil })
 	if l, ok := g.Trust.Limits.(interface{ Run(context.Context) error }); ok {
 		eg.Go(func() error { return l.Run(ctx) }) // settles the shared rate limits
 	}
 	return eg.Wait()
+}
+
+// reseal re-seals the client registry's JWT secrets once it is loaded. A
+// failure is logged, not fatal: the secrets stay readable, and the next
+// start or write seals them.
+func (g *Guard) reseal(ctx context.Context) {
+	n, err := g.registry.Reseal(ctx)
+	if n > 0 {
+		g.log.Info("client secrets re-sealed", "clients", n)
+	}
+	if err != nil && ctx.Err() == nil {
+		g.log.Warn("re-seal client secrets", "err", err)
+	}
 }
 
 // Ready waits until the schemas are loaded (the process's gate waits for
