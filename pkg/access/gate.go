@@ -116,7 +116,9 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, cfg Config, sc stre
 	if g.keyring, err = cfg.Keyring(); err != nil {
 		return nil, err
 	}
-	if g.registry, err = producer.Open(ctx, js, sc, producer.WithKeyring(g.keyring)); err != nil {
+	if g.registry, err = producer.Open(ctx, js, sc, producer.WithKeyring(g.keyring), producer.WithErrorHandler(func(id string, err error) {
+		g.log.Error("client record skipped", "client", id, "err", err)
+	})); err != nil {
 		return nil, err
 	}
 	tkv, err := stream.EnsureTokens(ctx, js, sc)
@@ -230,11 +232,16 @@ func (g *Gate) Middleware(routes chi.Routes) func(http.Handler) http.Handler {
 const TokenParam = "access_token"
 
 func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
+	h := r.Header.Get("Authorization")
 	if !g.cfg.On() {
+		// Without authentication everything is open, but an admin token,
+		// when set, still guards the admin routes.
+		if rule.Scope == Admin && g.cfg.AdminToken != "" && !g.isAdminToken(h) {
+			return nil, &auth.Error{Detail: "this route needs the admin token: Authorization: Bearer <token>", Challenge: `Bearer realm="eventsync"`}
+		}
 		return Unrestricted, nil
 	}
 	ctx := r.Context()
-	h := r.Header.Get("Authorization")
 	if h == "" && rule.Token {
 		if t := r.URL.Query().Get(TokenParam); t != "" {
 			return g.tokens.Principal(ctx, t)
@@ -242,7 +249,7 @@ func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 	}
 	if scheme, token, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
 		token = strings.TrimSpace(token)
-		if g.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(g.cfg.AdminToken)) == 1 {
+		if g.isAdminToken(h) {
 			return &Principal{ID: AdminID, Admin: true}, nil
 		}
 		if strings.HasPrefix(token, TokenPrefix) {
@@ -254,6 +261,11 @@ func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 	}
 	ctx = auth.WithRemote(ctx, r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
 	c, err := g.auth.Authenticate(ctx, h)
+	var ae *auth.Error
+	if errors.As(err, &ae) && errors.Is(ae, auth.ErrMalformed) && opaqueBearer(h) {
+		// Neither an API key nor a JWT: most likely a wrong admin token.
+		ae.Detail = "the bearer token is not the admin token, an API key (esk_…) or a JWT"
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +277,23 @@ func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 		}
 	}
 	return FromProducer(c), nil
+}
+
+// isAdminToken reports whether the Authorization value carries the admin
+// token (compared in constant time).
+func (g *Gate) isAdminToken(authorization string) bool {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || g.cfg.AdminToken == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(g.cfg.AdminToken)) == 1
+}
+
+// opaqueBearer reports whether the Authorization value is a Bearer token
+// shaped like neither an API key nor a JWT.
+func opaqueBearer(authorization string) bool {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && !strings.HasPrefix(strings.TrimSpace(token), "esk_") && !strings.Contains(token, ".")
 }
 
 // Problem answers an authentication failure: 403 for a disabled client

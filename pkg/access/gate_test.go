@@ -599,3 +599,29 @@ func TestGateSealedJWTSecret(t *testing.T) {
 		t.Errorf("POST with a JWT of the old secret = %d; want 401", a.status)
 	}
 }
+
+// TestGateAuthNoneKeepsAdminToken: without authentication every route is
+// open, except that an admin token, when set, still guards the admin
+// routes; a wrong admin token is named as such.
+func TestGateAuthNoneKeepsAdminToken(t *testing.T) {
+	g := newGated(t, access.Config{Auth: access.AuthNone, AdminToken: "the-admin-token"}, nil)
+	if a := g.do(nil, "GET", "/v1/events", "", ""); a.status != http.StatusOK {
+		t.Errorf("GET /v1/events with auth off = %d; want 200", a.status)
+	}
+	if a := g.do(nil, "GET", "/v1/producers", "", ""); a.status != http.StatusUnauthorized {
+		t.Errorf("GET /v1/producers with auth off and an admin token set, no credential = %d; want 401", a.status)
+	}
+	if a := g.do(nil, "GET", "/v1/producers", "Bearer the-admin-token", ""); a.status != http.StatusOK {
+		t.Errorf("GET /v1/producers with the admin token = %d; want 200", a.status)
+	}
+}
+
+// TestGateWrongAdminToken: a bearer token that is neither an API key nor
+// a JWT is refused as what it most likely is, a wrong admin token.
+func TestGateWrongAdminToken(t *testing.T) {
+	g := newGated(t, access.Config{Auth: access.AuthClients, AdminToken: "the-admin-token"}, nil)
+	a := g.do(nil, "GET", "/v1/producers", "Bearer not-the-admin-token", "")
+	if a.status != http.StatusUnauthorized || !strings.Contains(a.detail(t), "not the admin token") {
+		t.Errorf("wrong admin token = %d %q; want 401 saying it is not the admin token", a.status, a.detail(t))
+	}
+}
