@@ -339,8 +339,8 @@ func TestCLISubscriptions(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustClientCLI(t, base, "", "subs", "list", "--json")), &list); err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Subscriptions) != 1 || list.Subscriptions[0].Headers["X-Team"] != "db" || list.Subscriptions[0].Description != "on-call" {
-		t.Errorf("subs list --json = %+v; want the one subscription with its header and description", list.Subscriptions)
+	if len(list.Subscriptions) != 1 || list.Subscriptions[0].Headers["X-Team"] != "********" || list.Subscriptions[0].Description != "on-call" {
+		t.Errorf("subs list --json = %+v; want the one subscription with its header (value masked) and description", list.Subscriptions)
 	}
 
 	mustClientCLI(t, base, "", "send", "--tag", "HOOK.FIRED", "--message", "m")
