@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/auth"
@@ -100,6 +102,7 @@ type Gate struct {
 	auth     *auth.Authenticator // nil with authentication off
 	tokens   *Tokens
 	rules    map[string]Rule // method + " " + pattern → rule
+	refused  *prometheus.CounterVec
 }
 
 // Open opens the client registry, the JWT replay store and the access
@@ -111,7 +114,11 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, cfg Config, sc stre
 	if cfg.ClockSkew <= 0 {
 		cfg.ClockSkew = auth.DefaultClockSkew
 	}
-	g := &Gate{cfg: cfg, log: log.With("component", "access"), rules: index(Routes)}
+	g := &Gate{cfg: cfg, log: log.With("component", "access"), rules: index(Routes),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventsync_access_refused_total",
+			Help: "Requests the access gate refused, by answer status (401, 403, 429, 503).",
+		}, []string{"status"})}
 	var err error
 	if g.keyring, err = cfg.Keyring(); err != nil {
 		return nil, err
@@ -136,6 +143,25 @@ func Open(ctx context.Context, js jetstream.KeyValueManager, cfg Config, sc stre
 		})
 	}
 	return g, nil
+}
+
+// Register adds the gate's metrics to reg.
+func (g *Gate) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(g.refused); err != nil {
+		return fmt.Errorf("register access metrics: %w", err)
+	}
+	return nil
+}
+
+// refuse answers a refused request and counts it.
+func (g *Gate) refuse(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	var p *problem.Problem
+	if errors.As(err, &p) {
+		status = p.Status
+	}
+	g.refused.WithLabelValues(strconv.Itoa(status)).Inc()
+	problem.Write(w, err)
 }
 
 // Registry is the client registry.
@@ -206,7 +232,7 @@ func (g *Gate) Middleware(routes chi.Routes) func(http.Handler) http.Handler {
 			rule, ok := g.rules[r.Method+" "+pattern]
 			if !ok {
 				g.log.Error("route has no access rule", "method", r.Method, "route", pattern)
-				problem.Write(w, problem.New(http.StatusForbidden, "forbidden", "no access rule for "+r.Method+" "+pattern))
+				g.refuse(w, problem.New(http.StatusForbidden, "forbidden", "no access rule for "+r.Method+" "+pattern))
 				return
 			}
 			if rule.Scope == Public {
@@ -215,11 +241,11 @@ func (g *Gate) Middleware(routes chi.Routes) func(http.Handler) http.Handler {
 			}
 			p, err := g.authenticate(r, rule)
 			if err != nil {
-				problem.Write(w, Problem(err))
+				g.refuse(w, Problem(err))
 				return
 			}
 			if !p.Can(rule.Scope) {
-				problem.Write(w, Forbidden(fmt.Sprintf("%s needs the %s scope", r.Method+" "+pattern, rule.Scope)))
+				g.refuse(w, Forbidden(fmt.Sprintf("%s needs the %s scope", r.Method+" "+pattern, rule.Scope)))
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), p)))

@@ -522,6 +522,9 @@ func (p *Process) connect(ctx context.Context) (d Deps, cleanup func(), err erro
 		return d, cleanup, err
 	}
 	d.Gate.AddRules(p.p.Rules...)
+	if err := d.Gate.Register(p.reg); err != nil {
+		return d, cleanup, err
+	}
 	p.log.Info("access", "component", "access", "access", d.Gate.Describe())
 	for _, part := range p.p.Parts {
 		p.ready.Waiting(fmt.Sprintf("opening %T", part))

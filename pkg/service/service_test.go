@@ -428,6 +428,18 @@ func TestAccess(t *testing.T) {
 				if got := call("GET", base+"/metrics", "Bearer admin-secret"); got != 200 {
 					t.Errorf("/metrics with the admin token = %d, want 200", got)
 				}
+				req, _ := http.NewRequest("GET", base+"/metrics", nil)
+				req.Header.Set("Authorization", "Bearer admin-secret")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				// Three 401s so far: /v1/echo twice, /metrics once.
+				if want := `eventsync_access_refused_total{status="401"} 3`; !strings.Contains(string(body), want) {
+					t.Errorf("/metrics lacks %q", want)
+				}
 			}
 		})
 	}
