@@ -303,6 +303,10 @@ func (g *gated) do(method, path, authorization string, body any, header ...strin
 		g.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer res.Body.Close()
+	if res.Header.Get("Content-Type") == "text/event-stream" {
+		// A stream that was expected to be refused: it would not end.
+		return res.StatusCode, []byte("(an event stream)")
+	}
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		g.t.Fatal(err)

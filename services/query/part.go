@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventserver"
 	"github.com/eventsync/eventsync/pkg/service"
@@ -18,8 +19,9 @@ import (
 // named consumers and the live tail, and the event server's read and ACK
 // endpoints.
 type Part struct {
-	svc  *Service
-	live *Live
+	svc    *Service
+	live   *Live
+	tokens *access.Tokens // nil without a gate
 }
 
 // NewPart returns the query part.
@@ -43,14 +45,21 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	deliveries := stream.NewConsumerWatermark(d.JS, stream.Deliveries, stream.StoreDeliveriesConsumer)
 	p.svc = New(d.Store, stream.NewWatermark(d.JS), deliveries, d.Log)
 	p.svc.subs = subs
+	if d.Gate != nil {
+		p.tokens = d.Gate.Tokens()
+	}
 	p.live, err = NewLive(ctx, d.JS, d.Stream, d.Log)
 	return err
 }
 
-// Mount adds the read endpoints to r.
+// Mount adds the read endpoints to r, and POST /v1/tokens, which issues
+// the access tokens the live tail accepts.
 func (p *Part) Mount(r chi.Router) {
 	p.svc.Mount(r)
 	p.live.Mount(r)
+	if p.tokens != nil {
+		p.tokens.Mount(r)
+	}
 	eventserver.New(r).MountConsume(r)
 }
 

@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -28,7 +29,9 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/eventstore"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -154,9 +157,12 @@ func (t *Tail) enter() bool {
 
 // start is where a stream begins.
 type start struct {
-	filter string
-	after  uint64 // the last seq the client has; the stream sends seqs after it
-	now    bool   // no cursor: only events published from now on
+	filters []string // filter subjects of the consumer
+	// allowed are the tags the client may read (nil: all); the pump
+	// drops any other event, in case the filters are wider.
+	allowed []string
+	after   uint64 // the last seq the client has; the stream sends seqs after it
+	now     bool   // no cursor: only events published from now on
 }
 
 // parseStart reads the tag pattern and the cursor of a request. The cursor
@@ -166,13 +172,18 @@ type start struct {
 // always later; taking the larger one never sends an event twice. With
 // neither, the stream starts at the events published from now on.
 func parseStart(r *http.Request) (start, error) {
-	s := start{filter: subject.All, now: true}
+	s := start{now: true}
 	q := r.URL.Query()
+	var requested []string
 	if tag := q.Get("tag"); tag != "" {
 		if err := subject.ValidatePattern(tag); err != nil {
 			return s, problem.BadParam("tag", err.Error())
 		}
-		s.filter = subject.Filter(tag)
+		requested = []string{tag}
+	}
+	var err error
+	if s.filters, s.allowed, err = filters(requested, access.From(r.Context()).Restrict(access.Read)); err != nil {
+		return s, err
 	}
 	for _, c := range []struct{ name, value string }{
 		{"since", q.Get("since")},
@@ -191,9 +202,55 @@ func parseStart(r *http.Request) (start, error) {
 	return s, nil
 }
 
+// filters returns the filter subjects of a stream of the requested tag
+// patterns (none: every tag) for a client that may read allowed (nil:
+// every tag), and the tags its events must match.
+//
+// The filters are the patterns of the tags both select (stream.
+// LimitPatterns): a requested pattern within the client's patterns
+// stays as it is, a wider one gives way to the client's patterns inside
+// it, and a partial overlap (A.* and *.X) to the one pattern of their
+// common tags (A.X). A request with no tag in common with the client's
+// patterns is refused. Read patterns may overlap each other (A.* and *.X),
+// and JetStream refuses overlapping filters: the stream then filters on
+// the requested pattern and the pump drops the events outside allowed.
+// The pump checks every event in any case, so the consumer's filters
+// decide what is read from JetStream, never what the client sees.
+//
+// A stream resumed with Last-Event-ID or since starts after that sequence
+// with the same filters: it cannot reach another tag's events either.
+func filters(requested, allowed []string) (filters, keep []string, err error) {
+	if allowed == nil {
+		if requested == nil {
+			return []string{subject.All}, nil, nil
+		}
+		return subject.Filters(requested), nil, nil
+	}
+	patterns := allowed
+	if requested != nil {
+		if patterns = stream.LimitPatterns(requested, allowed); len(patterns) == 0 {
+			return nil, nil, access.Forbidden(fmt.Sprintf("tag %q selects no tag within the client's read patterns", requested[0]))
+		}
+	}
+	if len(patterns) == 0 {
+		return nil, nil, access.Forbidden("the client may read no tag")
+	}
+	norm, err := subject.Normalize(patterns)
+	var overlap *subject.OverlapError
+	switch {
+	case err == nil:
+		return subject.Filters(norm), allowed, nil
+	case errors.As(err, &overlap) && requested != nil:
+		return subject.Filters(requested), allowed, nil
+	case errors.As(err, &overlap):
+		return []string{subject.All}, allowed, nil
+	}
+	return nil, nil, err
+}
+
 // config is the ordered consumer that delivers the stream.
 func (s start) config() jetstream.OrderedConsumerConfig {
-	c := jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.filter}}
+	c := jetstream.OrderedConsumerConfig{FilterSubjects: s.filters}
 	switch {
 	case s.now:
 		c.DeliverPolicy = jetstream.DeliverNewPolicy
@@ -243,7 +300,7 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s := &session{w: w, rc: http.NewResponseController(w), timeout: t.cfg.WriteTimeout}
-	p := &pump{it: it, frames: make(chan frame, t.cfg.Buffer), stop: make(chan struct{}), done: make(chan struct{}), log: t.log}
+	p := &pump{it: it, allowed: from.allowed, frames: make(chan frame, t.cfg.Buffer), stop: make(chan struct{}), done: make(chan struct{}), log: t.log}
 	go p.run()
 	defer func() {
 		close(p.stop)
@@ -274,10 +331,10 @@ func (t *Tail) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	reason, last := t.serve(r.Context(), s, p)
 	if reason == ReasonSlowClient {
-		t.log.Warn("stream closed", "reason", reason, "stream_seq", last, "subject", from.filter)
+		t.log.Warn("stream closed", "reason", reason, "stream_seq", last, "subject", from.filters)
 		return
 	}
-	t.log.Debug("stream closed", "reason", reason, "stream_seq", last, "subject", from.filter)
+	t.log.Debug("stream closed", "reason", reason, "stream_seq", last, "subject", from.filters)
 }
 
 // serve writes events, heartbeats and the final error event until the
@@ -392,11 +449,12 @@ func (s *session) final(reason string) {
 // pump moves events from the consumer into the bounded queue of one
 // client, waiting while the queue is full.
 type pump struct {
-	it     jetstream.MessagesContext
-	frames chan frame
-	stop   chan struct{} // closed when the stream ends
-	done   chan struct{} // closed when run returns
-	log    *slog.Logger
+	it      jetstream.MessagesContext
+	allowed []string // tags the client may read; nil: all
+	frames  chan frame
+	stop    chan struct{} // closed when the stream ends
+	done    chan struct{} // closed when run returns
+	log     *slog.Logger
 }
 
 // run returns when the consumer stops (the stream ended, or it failed) or
@@ -411,10 +469,18 @@ func (p *pump) run() {
 			}
 			return
 		}
-		f, err := frameEvent(m)
+		e, err := stream.DecodeEvent(m)
 		if err != nil {
 			// The store dead-letters such a message; the tail skips it.
 			p.log.Warn("skip undecodable event", "subject", m.Subject(), "err", err)
+			continue
+		}
+		if !eventstore.Allows(p.allowed, e.Tag) {
+			continue
+		}
+		f, err := frameEvent(&e)
+		if err != nil {
+			p.log.Warn("skip unencodable event", "subject", m.Subject(), "err", err)
 			continue
 		}
 		select {
@@ -431,13 +497,9 @@ type frame struct {
 	b   []byte
 }
 
-// frameEvent formats a message of the EVENTS stream as an SSE message.
-func frameEvent(m jetstream.Msg) (frame, error) {
-	e, err := stream.DecodeEvent(m)
-	if err != nil {
-		return frame{}, err
-	}
-	data, err := event.Encode(&e)
+// frameEvent formats an event of the EVENTS stream as an SSE message.
+func frameEvent(e *event.Event) (frame, error) {
+	data, err := event.Encode(e)
 	if err != nil {
 		return frame{}, err
 	}
