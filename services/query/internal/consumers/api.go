@@ -13,6 +13,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -87,6 +88,35 @@ func conflict(detail string, errs ...problem.FieldError) *problem.Problem {
 	return p
 }
 
+// A consumer belongs to the client that created it. Another client's
+// consumer is answered exactly like an unknown one (404), except by a
+// create, which cannot take the name: 409, naming nothing but the name.
+
+// own returns the record of a consumer p owns; errNotFound for one of
+// another client.
+func (a *API) own(ctx context.Context, p *access.Principal, name string) (record, error) {
+	rec, _, err := a.records.get(ctx, name)
+	if err == nil && !p.Owns(rec.Owner) {
+		return record{}, errNotFound
+	}
+	return rec, err
+}
+
+// update is records.update of a consumer p owns.
+func (a *API) update(ctx context.Context, p *access.Principal, name string, fn func(*record) (bool, error)) (record, error) {
+	return a.records.update(ctx, name, func(r *record) (bool, error) {
+		if !p.Owns(r.Owner) {
+			return false, errNotFound
+		}
+		return fn(r)
+	})
+}
+
+// taken is the answer to a create of a name another client's consumer has.
+func taken(name string) *problem.Problem {
+	return conflict(fmt.Sprintf("the name %q is taken by a consumer of another client; choose another name", name))
+}
+
 // nameParam returns the consumer name of the path, or a 400.
 func nameParam(r *http.Request) (string, error) {
 	name := chi.URLParam(r, "name")
@@ -104,7 +134,7 @@ func decodeBody(r *http.Request, v any) error {
 
 // createRequest is the body of PUT /v1/consumers/{name}.
 type createRequest struct {
-	Tags  []string `json:"tags"`
+	Tags  []string `json:"tags"` // none: the client's consume patterns
 	Start Start    `json:"start"`
 }
 
@@ -139,7 +169,9 @@ func checkTags(tags []string) ([]string, error) {
 }
 
 // create is PUT /v1/consumers/{name}: 201 when created, 200 when it exists
-// with the same definition, 409 when with another.
+// with the same definition, 409 when with another or when another client's
+// consumer has the name. Its tags must lie within the client's consume
+// patterns (403); without tags it takes them all.
 func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	name, err := nameParam(r)
 	if err != nil {
@@ -149,9 +181,18 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return httpserve.Reply{}, err
 	}
+	p := access.From(r.Context())
+	if len(in.Tags) == 0 {
+		in.Tags = p.Patterns(access.Consume)
+	}
 	tags, err := checkTags(in.Tags)
 	if err != nil {
 		return httpserve.Reply{}, err
+	}
+	for _, t := range tags {
+		if !p.Covers(access.Consume, t) {
+			return httpserve.Reply{}, access.Forbidden(fmt.Sprintf("tag pattern %q is outside the client's consume patterns", t))
+		}
 	}
 	start := in.Start.normalized()
 	if start.Kind == StartFrom && start.From.After(a.now()) {
@@ -162,7 +203,7 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	rec, _, err := a.records.get(ctx, name)
 	switch {
 	case err == nil:
-		return a.existing(ctx, name, rec, tags, start)
+		return a.existing(ctx, p, name, rec, tags, start)
 	case !errors.Is(err, errNotFound):
 		return httpserve.Reply{}, err
 	}
@@ -178,7 +219,7 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	rec = record{Tags: tags, Start: start, Acked: pos, LastDelivered: pos, Created: a.now().UTC()}
+	rec = record{Owner: p.Owner(), Tags: tags, Start: start, Acked: pos, LastDelivered: pos, Created: a.now().UTC()}
 	if err := a.records.create(ctx, name, rec); err != nil {
 		if !errors.Is(err, errExists) {
 			return httpserve.Reply{}, err
@@ -187,9 +228,9 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 		if rec, _, err = a.records.get(ctx, name); err != nil {
 			return httpserve.Reply{}, err
 		}
-		return a.existing(ctx, name, rec, tags, start)
+		return a.existing(ctx, p, name, rec, tags, start)
 	}
-	a.log.Info("consumer created", "consumer", name, "tags", tags, "stream_seq", pos)
+	a.log.Info("consumer created", "consumer", name, "owner", rec.Owner, "tags", tags, "stream_seq", pos)
 	c, err := a.describe(ctx, st, b, name, rec)
 	if err != nil {
 		return httpserve.Reply{}, err
@@ -198,7 +239,10 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 }
 
 // existing answers a create of a consumer that exists.
-func (a *API) existing(ctx context.Context, name string, rec record, tags []string, start Start) (httpserve.Reply, error) {
+func (a *API) existing(ctx context.Context, p *access.Principal, name string, rec record, tags []string, start Start) (httpserve.Reply, error) {
+	if !p.Owns(rec.Owner) {
+		return httpserve.Reply{}, taken(name)
+	}
 	if !rec.sameDefinition(tags, start) {
 		def, _ := jsonv2.Marshal(createRequest{Tags: rec.Tags, Start: rec.Start})
 		return httpserve.Reply{}, conflict(fmt.Sprintf("consumer %q exists with another definition: %s; delete it first to change it", name, def))
@@ -224,7 +268,7 @@ func (a *API) get(r *http.Request) (httpserve.Reply, error) {
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	rec, _, err := a.records.get(r.Context(), name)
+	rec, err := a.own(r.Context(), access.From(r.Context()), name)
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
@@ -240,8 +284,10 @@ type List struct {
 	Consumers []Consumer `json:"consumers"`
 }
 
+// list shows the client's own consumers (an admin's: all).
 func (a *API) list(r *http.Request) (httpserve.Reply, error) {
 	ctx := r.Context()
+	p := access.From(ctx)
 	names, err := a.records.names(ctx)
 	if err != nil {
 		return httpserve.Reply{}, err
@@ -259,6 +305,9 @@ func (a *API) list(r *http.Request) (httpserve.Reply, error) {
 		if err != nil {
 			return httpserve.Reply{}, err
 		}
+		if !p.Owns(rec.Owner) {
+			continue
+		}
 		c, err := a.describe(ctx, st, b, name, rec)
 		if err != nil {
 			return httpserve.Reply{}, err
@@ -273,7 +322,14 @@ func (a *API) delete(r *http.Request) (httpserve.Reply, error) {
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	if err := a.records.delete(r.Context(), name); err != nil {
+	p := access.From(r.Context())
+	err = a.records.delete(r.Context(), name, func(rec *record) error {
+		if !p.Owns(rec.Owner) {
+			return errNotFound
+		}
+		return nil
+	})
+	if err != nil {
 		return httpserve.Reply{}, err
 	}
 	a.log.Info("consumer deleted", "consumer", name)
@@ -352,7 +408,7 @@ func (a *API) ack(r *http.Request) (httpserve.Reply, error) {
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	rec, err := a.records.update(r.Context(), name, func(rec *record) (bool, error) {
+	rec, err := a.update(r.Context(), access.From(r.Context()), name, func(rec *record) (bool, error) {
 		if seq < rec.Acked || seq > rec.LastDelivered {
 			detail := fmt.Sprintf("seq %d was not delivered to consumer %q since its last acknowledgement: acknowledge a seq from %d to %d (from acked to last delivered)", seq, name, rec.Acked, rec.LastDelivered)
 			return false, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", rec.Acked, rec.LastDelivered)})
@@ -382,7 +438,8 @@ func (a *API) seek(r *http.Request) (httpserve.Reply, error) {
 		return httpserve.Reply{}, err
 	}
 	ctx := r.Context()
-	if _, _, err := a.records.get(ctx, name); err != nil {
+	p := access.From(ctx)
+	if _, err := a.own(ctx, p, name); err != nil {
 		return httpserve.Reply{}, err
 	}
 	_, b, err := events(ctx, a.js)
@@ -393,7 +450,7 @@ func (a *API) seek(r *http.Request) (httpserve.Reply, error) {
 		detail := fmt.Sprintf("seq %d is outside the stream: seek to a seq from %d to %d", seq, b.floor(), b.last)
 		return httpserve.Reply{}, conflict(detail, problem.FieldError{Pointer: "/seq", Detail: fmt.Sprintf("must be from %d to %d", b.floor(), b.last)})
 	}
-	rec, err := a.records.update(ctx, name, func(rec *record) (bool, error) {
+	rec, err := a.update(ctx, p, name, func(rec *record) (bool, error) {
 		if rec.Acked == seq && rec.LastDelivered == seq {
 			return false, nil
 		}

@@ -32,7 +32,6 @@ func TestValidation(t *testing.T) {
 		{"name not ascii", "GET", "/v1/consumers/caf%C3%A9", nil, 400, "name"},
 		{"not json", "PUT", "/v1/consumers/c", `{"tags": [`, 400, ""},
 		{"empty body", "PUT", "/v1/consumers/c", "", 400, ""},
-		{"no tags", "PUT", "/v1/consumers/c", map[string]any{"start": "all"}, 422, "/tags"},
 		{"bad pattern", "PUT", "/v1/consumers/c", map[string]any{"tags": []string{"ORDER.*", "ORDER..X"}}, 422, "/tags/1"},
 		{"overlapping tags", "PUT", "/v1/consumers/c", map[string]any{"tags": []string{"ORDER.*", "*.CREATED"}}, 422, "/tags"},
 		{"too many tags", "PUT", "/v1/consumers/c", map[string]any{"tags": manyTags(MaxTags + 1)}, 422, "/tags"},

@@ -47,6 +47,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -170,6 +171,11 @@ func (s Start) equal(o Start) bool {
 
 // record is a consumer as the bucket keeps it.
 type record struct {
+	// Owner is the client that created the consumer (access.Principal.
+	// Owner): its id, "admin" for the admin token, empty with
+	// authentication off and on records written before consumers had
+	// owners (only admins reach those then).
+	Owner         string    `json:"owner,omitempty"`
 	Tags          []string  `json:"tags"`
 	Start         Start     `json:"start"`
 	Acked         uint64    `json:"acked"`
@@ -259,10 +265,14 @@ func (s records) update(ctx context.Context, name string, fn func(*record) (bool
 	return record{}, errBusy
 }
 
-func (s records) delete(ctx context.Context, name string) error {
+// delete deletes a record if check, given the stored record, allows it.
+func (s records) delete(ctx context.Context, name string, check func(*record) error) error {
 	for range casAttempts {
-		_, rev, err := s.get(ctx, name)
+		r, rev, err := s.get(ctx, name)
 		if err != nil {
+			return err
+		}
+		if err := check(&r); err != nil {
 			return err
 		}
 		err = s.kv.Delete(ctx, name, jetstream.LastRevision(rev))
@@ -449,9 +459,13 @@ type Batch struct {
 // acknowledged position, waiting up to wait for the first when none is
 // there, and moves last_delivered past what it returned.
 func (a *API) read(ctx context.Context, name string, limit int, wait time.Duration) (*Batch, error) {
-	rec, _, err := a.records.get(ctx, name)
+	p := access.From(ctx)
+	rec, err := a.own(ctx, p, name)
 	if err != nil {
 		return nil, err
+	}
+	if i := slices.IndexFunc(rec.Tags, func(t string) bool { return !p.Covers(access.Consume, t) }); i >= 0 {
+		return nil, access.Forbidden(fmt.Sprintf("consumer %q reads %q, which is no longer within the client's consume patterns; delete it and create it again", name, rec.Tags[i]))
 	}
 	st, b, err := events(ctx, a.js)
 	if err != nil {
@@ -518,7 +532,7 @@ func (a *API) read(ctx context.Context, name string, limit int, wait time.Durati
 		out.Events = append(out.Events, e)
 	}
 
-	after, err := a.records.update(ctx, name, func(r *record) (bool, error) {
+	after, err := a.update(ctx, p, name, func(r *record) (bool, error) {
 		// Only a record that still continues from where this read began:
 		// not one deleted and created again, nor one sought back.
 		if !r.Created.Equal(rec.Created) || r.Acked < rec.Acked || horizon <= r.LastDelivered {
@@ -576,6 +590,7 @@ type Lag struct {
 // Consumer is a consumer as the API shows it.
 type Consumer struct {
 	Name          string    `json:"name"`
+	Owner         string    `json:"owner,omitempty"`
 	Tags          []string  `json:"tags"`
 	Start         Start     `json:"start"`
 	Created       time.Time `json:"created"`
@@ -589,7 +604,7 @@ type Consumer struct {
 // describe returns a consumer with its pending count and lag.
 func (a *API) describe(ctx context.Context, st jetstream.Stream, b bounds, name string, rec record) (Consumer, error) {
 	c := Consumer{
-		Name: name, Tags: rec.Tags, Start: rec.Start.normalized(), Created: rec.Created,
+		Name: name, Owner: rec.Owner, Tags: rec.Tags, Start: rec.Start.normalized(), Created: rec.Created,
 		Acked: rec.Acked, LastDelivered: rec.LastDelivered,
 	}
 	if pos := max(rec.Acked, b.floor()); b.last > pos {
