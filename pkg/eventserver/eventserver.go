@@ -9,8 +9,15 @@
 //	event version, system, trigger                 data._version, data._system, data._trigger
 //	X-Producer-ID + Basic auth                     the producer (Basic user = producer id)
 //	second writer to a stream → 423                category owned by its first writer (--claim-on-first-write)
-//	X-Consumer-ID + stream + eventName             HTTP consumer es.<stream>.<eventName or *>.<consumer id>
+//	X-Consumer-ID + stream + eventName             HTTP consumer es-<client>-<stream>-<eventName or all>-<consumer id>
 //	POST …/events/{eventID} action=ACK             acknowledge that consumer up to the event's seq
+//
+// A read covers the stream's tags that the client may read (its read
+// patterns), none other; a stream with no such tag is a 403. Consumer
+// offsets belong to the client: the HTTP consumer's name includes the
+// client's id and the consumer is the client's own, so two clients using
+// the same X-Consumer-ID read and acknowledge independently, and neither
+// can move the other's offset.
 //
 // Status codes are the event server's: 200 with the new event id, 400
 // "Bad Request - <reason>", 401, 404 for an unknown stream or event, 423
@@ -33,7 +40,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/problem"
+	estream "github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
@@ -63,7 +72,10 @@ func (s *Server) MountPublish(r chi.Router) {
 }
 
 // MountConsume adds the read and ACK endpoints to r; api must serve
-// /v1/events and /v1/consumers (the query service mounts them).
+// /v1/events, /v1/events/{id} and /v1/consumers (the query service mounts
+// them) without a gate in front: the translated requests run as the
+// principal of the original request (access.From), narrowed to what the
+// event server's route allows, and a gate would authenticate them again.
 func (s *Server) MountConsume(r chi.Router) {
 	r.Get("/api/v1/streams/{stream}/events", s.read)
 	r.Post("/api/v1/streams/{stream}/events/{eventID}", s.ack)
@@ -128,7 +140,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res := s.call(r, http.MethodPost, "/v1/events", body)
+	res := s.call(r.Context(), r, http.MethodPost, "/v1/events", body)
 	switch res.Code {
 	case http.StatusAccepted:
 		var out struct {
@@ -175,14 +187,18 @@ func mergeData(env envelope) (map[string]json.RawMessage, error) {
 	return data, nil
 }
 
-// consumerName is the HTTP consumer behind an event-server consumer.
-// Consumer names allow 1-64 of [A-Za-z0-9_-], so long or unusual parts are
-// hashed.
-func consumerName(stream, eventName, consumerID string) string {
+// consumerName is the HTTP consumer behind an event-server consumer of the
+// client client (empty with authentication off: the name is then the one
+// consumers had before they were per client). Consumer names allow 1-64
+// of [A-Za-z0-9_-], so long or unusual parts are hashed.
+func consumerName(client, stream, eventName, consumerID string) string {
 	if eventName == "" {
 		eventName = "all"
 	}
 	name := "es-" + stream + "-" + eventName + "-" + consumerID
+	if client != "" {
+		name = "es-" + client + "-" + stream + "-" + eventName + "-" + consumerID
+	}
 	ok := len(name) <= 64
 	for _, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
@@ -192,8 +208,23 @@ func consumerName(stream, eventName, consumerID string) string {
 	if ok {
 		return name
 	}
-	h := sha256.Sum256([]byte(stream + "\x00" + eventName + "\x00" + consumerID))
+	key := stream + "\x00" + eventName + "\x00" + consumerID
+	if client != "" {
+		key = client + "\x00" + key
+	}
+	h := sha256.Sum256([]byte(key))
 	return "es-" + hex.EncodeToString(h[:20])
+}
+
+// consumerContext returns the context of the translated consumer requests
+// of a client reading tags: the client itself, allowed to consume exactly
+// those tags. An admin stays an admin.
+func consumerContext(ctx context.Context, tags []string) context.Context {
+	p := access.From(ctx)
+	if p.Admin {
+		return ctx
+	}
+	return access.NewContext(ctx, &access.Principal{ID: p.ID, Consume: tags})
 }
 
 func (s *Server) read(w http.ResponseWriter, r *http.Request) {
@@ -226,17 +257,24 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
+	p := access.From(r.Context())
+	tags := estream.LimitPatterns([]string{pattern}, p.Restrict(access.Read))
+	if len(tags) == 0 {
+		fail(w, http.StatusForbidden, "stream "+stream+" is outside the client's read patterns")
+		return
+	}
 	if !s.streamExists(r, stream) {
 		fail(w, http.StatusNotFound, "unknown stream "+stream)
 		return
 	}
-	name := consumerName(stream, eventName, cid)
-	def, _ := json.Marshal(map[string]any{"tags": []string{pattern}, "start": "all"})
-	if res := s.call(r, http.MethodPut, "/v1/consumers/"+name, def); res.Code >= 300 {
+	name := consumerName(p.ID, stream, eventName, cid)
+	ctx := consumerContext(r.Context(), tags)
+	def, _ := json.Marshal(map[string]any{"tags": tags, "start": "all"})
+	if res := s.call(ctx, r, http.MethodPut, "/v1/consumers/"+name, def); res.Code >= 300 {
 		copyProblem(w, res, res.Code)
 		return
 	}
-	res := s.call(r, http.MethodGet, "/v1/consumers/"+name+"/events?limit="+strconv.Itoa(limit)+"&wait=0s", nil)
+	res := s.call(ctx, r, http.MethodGet, "/v1/consumers/"+name+"/events?limit="+strconv.Itoa(limit)+"&wait=0s", nil)
 	if res.Code != http.StatusOK {
 		copyProblem(w, res, res.Code)
 		return
@@ -292,7 +330,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "X-Consumer-ID is required")
 		return
 	}
-	res := s.call(r, http.MethodGet, "/v1/events/"+url.PathEscape(eventID), nil)
+	res := s.call(r.Context(), r, http.MethodGet, "/v1/events/"+url.PathEscape(eventID), nil)
 	if res.Code == http.StatusNotFound {
 		fail(w, http.StatusNotFound, "unknown event "+eventID)
 		return
@@ -314,8 +352,9 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	// for, or none: acknowledge whichever exists.
 	body, _ := json.Marshal(map[string]uint64{"seq": e.Seq})
 	acked := false
-	for _, name := range []string{consumerName(stream, e.Code, cid), consumerName(stream, "", cid)} {
-		res := s.call(r, http.MethodPost, "/v1/consumers/"+name+"/ack", body)
+	client := access.From(r.Context()).ID
+	for _, name := range []string{consumerName(client, stream, e.Code, cid), consumerName(client, stream, "", cid)} {
+		res := s.call(r.Context(), r, http.MethodPost, "/v1/consumers/"+name+"/ack", body)
 		switch {
 		case res.Code == http.StatusNotFound:
 		case res.Code < 300:
@@ -334,7 +373,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 
 // streamExists reports whether a stream (category) has events.
 func (s *Server) streamExists(r *http.Request, stream string) bool {
-	res := s.call(r, http.MethodGet, "/v1/events?category="+url.QueryEscape(stream)+"&order=desc&limit=1", nil)
+	res := s.call(r.Context(), r, http.MethodGet, "/v1/events?category="+url.QueryEscape(stream)+"&order=desc&limit=1", nil)
 	if res.Code != http.StatusOK {
 		return true // let the consumer read decide
 	}
@@ -344,11 +383,12 @@ func (s *Server) streamExists(r *http.Request, stream string) bool {
 	return json.Unmarshal(res.Body.Bytes(), &page) == nil && len(page.Events) > 0
 }
 
-// call serves one translated request with the caller's credentials.
-func (s *Server) call(orig *http.Request, method, target string, body []byte) *recorder {
+// call serves one translated request of orig with ctx (orig's context, or
+// one derived from it) and orig's credentials.
+func (s *Server) call(ctx context.Context, orig *http.Request, method, target string, body []byte) *recorder {
 	// A fresh chi route context: chi routes a request that still carries
 	// the outer one as if it were in a sub-router.
-	ctx := context.WithValue(orig.Context(), chi.RouteCtxKey, nil)
+	ctx = context.WithValue(ctx, chi.RouteCtxKey, nil)
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return &recorder{Code: http.StatusBadRequest, header: http.Header{}}

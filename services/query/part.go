@@ -60,7 +60,20 @@ func (p *Part) Mount(r chi.Router) {
 	if p.tokens != nil {
 		p.tokens.Mount(r)
 	}
-	eventserver.New(r).MountConsume(r)
+	eventserver.New(p.internal()).MountConsume(r)
+}
+
+// internal is the router the event server's translated requests go to:
+// the same endpoints without the gate, which the original request has
+// passed. They run as its principal (the event server narrows it), so a
+// client with read scope reads through a named consumer without the
+// consume scope, and credentials are not checked twice (a JWT's jti would
+// be a replay the second time).
+func (p *Part) internal() chi.Router {
+	r := chi.NewRouter()
+	p.svc.Mount(r)
+	p.live.consumers.Mount(r)
+	return r
 }
 
 // Run ends open live tails when ctx is done.
