@@ -238,7 +238,7 @@ func (g *gated) storeAll(name string, cfg jetstream.ConsumerConfig, write func([
 		if info.NumPending == 0 && info.NumAckPending == 0 {
 			return
 		}
-		b, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
+		b, err := cons.FetchNoWait(1000)
 		if err != nil {
 			g.t.Fatal(err)
 		}
