@@ -20,8 +20,9 @@
 // can move the other's offset.
 //
 // Status codes are the event server's: 200 with the new event id, 400
-// "Bad Request - <reason>", 401, 404 for an unknown stream or event, 423
-// for a second writer.
+// "Bad Request - <reason>", 401 for missing or wrong credentials, 404 for
+// an unknown stream or event, 423 for a second writer; and 403 for a tag
+// or a stream outside the client's patterns.
 package eventserver
 
 import (
@@ -153,9 +154,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"id": out.Events[0].ID})
-	case http.StatusUnauthorized, http.StatusForbidden:
-		copyProblem(w, res, http.StatusUnauthorized)
-	case http.StatusLocked, http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusLocked, http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:
 		copyProblem(w, res, res.Code)
 	default:
 		if res.Code >= 400 && res.Code < 500 {
@@ -214,6 +213,12 @@ func consumerName(client, stream, eventName, consumerID string) string {
 	}
 	h := sha256.Sum256([]byte(key))
 	return "es-" + hex.EncodeToString(h[:20])
+}
+
+// readable reports whether the client of ctx may read some tag of
+// pattern.
+func readable(ctx context.Context, pattern string) bool {
+	return len(estream.LimitPatterns([]string{pattern}, access.From(ctx).Restrict(access.Read))) > 0
 }
 
 // consumerContext returns the context of the translated consumer requests
@@ -328,6 +333,14 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	}
 	if cid == "" {
 		fail(w, http.StatusBadRequest, "X-Consumer-ID is required")
+		return
+	}
+	if err := subject.ValidateCategory(stream); err != nil {
+		fail(w, http.StatusBadRequest, "stream "+err.Error())
+		return
+	}
+	if !readable(r.Context(), stream+".*") {
+		fail(w, http.StatusForbidden, "stream "+stream+" is outside the client's read patterns")
 		return
 	}
 	res := s.call(r.Context(), r, http.MethodGet, "/v1/events/"+url.PathEscape(eventID), nil)

@@ -97,7 +97,11 @@ func TestEventServerPerClient(t *testing.T) {
 	if got, _ := esRead(t, g, all, "/api/v1/streams/DATABASE/events", "worker"); !slices.Equal(got, dbIDs[2:]) {
 		t.Errorf("DATABASE as the first client after the second's ACK = %v; want %v", got, dbIDs[2:])
 	}
-	// An event the client may not read cannot be acknowledged: unknown.
+	if code, b := esAck(g, all, "AUTH", ids[0], "worker"); code != http.StatusForbidden {
+		t.Errorf("ACK on stream AUTH as a DATABASE.> reader = %d %s; want 403", code, b)
+	}
+	// An event the client may not read in a stream it partly may:
+	// unknown.
 	if code, b := esAck(g, ins, "DATABASE", dbIDs[1], "worker"); code != http.StatusNotFound {
 		t.Errorf("ACK of a DATABASE.DELETE event as a *.INSERT reader = %d %s; want 404", code, b)
 	}
