@@ -9,10 +9,11 @@ import (
 )
 
 // ConsumersBucket is the key-value bucket of the HTTP consumers of the
-// query API, keyed by consumer name. A value holds the consumer's tag
-// patterns, how it started, its acknowledged and last delivered stream
-// sequences and its creation time; every read that delivers further and
-// every acknowledgement rewrites it with a compare-and-swap on the revision.
+// query API, keyed by consumer name. A value holds the consumer's owner
+// (the client that created it), tag patterns, how it started, its
+// acknowledged and last delivered stream sequences and its creation time;
+// every read that delivers further and every acknowledgement rewrites it
+// with a compare-and-swap on the revision.
 const ConsumersBucket = "consumers"
 
 // ConsumersConfig returns the configuration of the consumers bucket.

@@ -6,8 +6,11 @@
 // (at-least-once).
 //
 // A consumer is a record in the consumers key-value bucket (see
-// stream.ConsumersBucket): its tags, how it started, the acknowledged
-// sequence, the last delivered sequence and its creation time. Every change
+// stream.ConsumersBucket): its owner, its tags, how it started, the
+// acknowledged sequence, the last delivered sequence and its creation
+// time. It belongs to the client that created it: other clients neither
+// see nor touch it (see API), and its tags lie within the client's
+// consume patterns. Every change
 // is a compare-and-swap on the record's revision. A read creates a
 // short-lived consumer on EVENTS (no acknowledgements, memory storage,
 // FilterSubjects from the tags, starting at acked+1), fetches and deletes
