@@ -187,14 +187,21 @@ func (g *Gate) Run(ctx context.Context) error {
 	return eg.Wait()
 }
 
-// Ready waits until the registry has loaded the bucket, then refuses to
-// run with authentication on when nobody could ever authenticate.
+// Ready waits until the registry has loaded the bucket.
 func (g *Gate) Ready(ctx context.Context) error {
 	select {
 	case <-g.registry.Ready():
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// CheckStartable refuses to run with authentication on when nobody could
+// ever authenticate: no client is registered and no admin token lets one
+// be created. Ingest, which serves the admin API of clients, calls it
+// after Ready; the other services start and wait for clients.
+func (g *Gate) CheckStartable() error {
 	if g.cfg.On() && g.cfg.AdminToken == "" && len(g.registry.List()) == 0 {
 		return errors.New("auth is on but no client is registered and no admin token is set: " +
 			"set ADMIN_TOKEN and create clients (eventsync producers create), or start with --auth=none")
@@ -260,12 +267,15 @@ const TokenParam = "access_token"
 func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 	h := r.Header.Get("Authorization")
 	if !g.cfg.On() {
-		// Without authentication everything is open, but an admin token,
-		// when set, still guards the admin routes.
-		if rule.Scope == Admin && g.cfg.AdminToken != "" && !g.isAdminToken(h) {
-			return nil, &auth.Error{Detail: "this route needs the admin token: Authorization: Bearer <token>", Challenge: `Bearer realm="eventsync"`}
+		// Without authentication everything is open but the admin routes,
+		// which need the admin token, and are off without one.
+		switch {
+		case rule.Scope != Admin || g.isAdminToken(h):
+			return Unrestricted, nil
+		case g.cfg.AdminToken == "":
+			return nil, problem.NotFound("the admin API is off: set ADMIN_TOKEN (or use --auth=clients with a client of admin scope)")
 		}
-		return Unrestricted, nil
+		return nil, &auth.Error{Detail: "this route needs the admin token: Authorization: Bearer <token>", Challenge: `Bearer realm="eventsync"`}
 	}
 	ctx := r.Context()
 	if h == "" && rule.Token {
@@ -290,7 +300,7 @@ func (g *Gate) authenticate(r *http.Request, rule Rule) (*Principal, error) {
 	var ae *auth.Error
 	if errors.As(err, &ae) && errors.Is(ae, auth.ErrMalformed) && opaqueBearer(h) {
 		// Neither an API key nor a JWT: most likely a wrong admin token.
-		ae.Detail = "the bearer token is not the admin token, an API key (esk_…) or a JWT"
+		ae.Detail = "malformed token: neither the admin token, an API key (esk_…) nor a JWT (three base64url segments)"
 	}
 	if err != nil {
 		return nil, err
@@ -319,7 +329,16 @@ func (g *Gate) isAdminToken(authorization string) bool {
 // shaped like neither an API key nor a JWT.
 func opaqueBearer(authorization string) bool {
 	scheme, token, ok := strings.Cut(authorization, " ")
-	return ok && strings.EqualFold(scheme, "Bearer") && !strings.HasPrefix(strings.TrimSpace(token), "esk_") && !strings.Contains(token, ".")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || strings.HasPrefix(token, "esk_") {
+		return false
+	}
+	for _, c := range token {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_~+/=", c)) {
+			return false // not one token, or a JWT: the authenticator's detail says more
+		}
+	}
+	return true
 }
 
 // Problem answers an authentication failure: 403 for a disabled client

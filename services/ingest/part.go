@@ -8,6 +8,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventserver"
 	"github.com/eventsync/eventsync/pkg/service"
@@ -23,6 +24,7 @@ type Part struct {
 
 	svc   *Service
 	guard *Guard
+	gate  *access.Gate
 }
 
 // NewPart returns the ingest part.
@@ -45,6 +47,7 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	if err != nil {
 		return err
 	}
+	p.gate = d.Gate
 	if p.guard, err = OpenGuard(ctx, js, d.Gate, p.Guard, d.Stream, d.Log); err != nil {
 		return err
 	}
@@ -74,8 +77,15 @@ func (p *Part) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Ready waits until the schemas are loaded.
-func (p *Part) Ready(ctx context.Context) error { return p.guard.Ready(ctx) }
+// Ready waits until the schemas are loaded, then refuses to run with
+// authentication on and no way to authenticate (ingest serves the admin
+// API that creates clients).
+func (p *Part) Ready(ctx context.Context) error {
+	if err := p.guard.Ready(ctx); err != nil {
+		return err
+	}
+	return p.gate.CheckStartable()
+}
 
 // MaxBody is the largest request body ingest accepts (--max-body).
 func (p *Part) MaxBody() int64 { return p.Config.MaxBody }
