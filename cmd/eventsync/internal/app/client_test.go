@@ -100,7 +100,7 @@ func TestClientCredentials(t *testing.T) {
 		})
 	}
 
-	reader := newSDK(t, base)
+	reader := newSDK(t, base, client.WithAPIKey(readerKey(t, admin)))
 	for _, e := range storedEvents(t, reader, client.Filter{Tag: "BILLING.*"}, 6) {
 		if e.Producer != p.ID {
 			t.Errorf("event %s stored with producer %q; want %q", e.ID, e.Producer, p.ID)
@@ -113,7 +113,7 @@ func TestClientCredentials(t *testing.T) {
 		tag    string
 		status int
 	}{
-		{"no credentials", reader, "BILLING.CHARGED", http.StatusUnauthorized},
+		{"no credentials", newSDK(t, base), "BILLING.CHARGED", http.StatusUnauthorized},
 		{"wrong password", newSDK(t, base, client.WithBasic(p.ID, "nope")), "BILLING.CHARGED", http.StatusUnauthorized},
 		{"tag outside its patterns", newSDK(t, base, client.WithAPIKey(p.Credentials.APIKey)), "OPS.DEPLOYED", http.StatusForbidden},
 	}
@@ -126,9 +126,20 @@ func TestClientCredentials(t *testing.T) {
 			}
 		})
 	}
-	if _, err := reader.Producers(ctx); statusOf(err) != http.StatusUnauthorized {
+	if _, err := newSDK(t, base).Producers(ctx); statusOf(err) != http.StatusUnauthorized {
 		t.Errorf("Producers without the admin token = %v; want 401", err)
 	}
+}
+
+// readerKey registers a client that reads every tag and returns its API
+// key.
+func readerKey(t *testing.T, admin *client.Client) string {
+	t.Helper()
+	p, err := admin.CreateProducer(t.Context(), client.ProducerSpec{Name: "reader", Scopes: client.Scopes{Read: []string{">"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Credentials.APIKey
 }
 
 // Query, Events, Session, Event and Stats read back what Send stored.

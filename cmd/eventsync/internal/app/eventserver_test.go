@@ -15,7 +15,7 @@ import (
 // a stream owned by its first writer, consumer offsets with explicit ACK.
 func TestEventServerCompatibility(t *testing.T) {
 	base := startSecured(t)
-	first := createProducer(t, base, `{"name":"first","tags":[">"]}`)
+	first := createProducer(t, base, `{"name":"first","tags":[">"],"scopes":{"read":[">"]}}`)
 	second := createProducer(t, base, `{"name":"second","tags":[">"]}`)
 
 	do := func(method, path, producer, password, consumer, contentType, body string) (int, map[string]any) {
@@ -63,7 +63,7 @@ func TestEventServerCompatibility(t *testing.T) {
 		t.Helper()
 		var events []any
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			status, out := do("GET", "/api/v1/streams/ORDERS/events?eventName=CREATED&limit=10", "", "", "c1", "", "")
+			status, out := do("GET", "/api/v1/streams/ORDERS/events?eventName=CREATED&limit=10", first.id, first.password, "c1", "", "")
 			if status == 404 {
 				continue // not stored yet
 			}
@@ -88,16 +88,16 @@ func TestEventServerCompatibility(t *testing.T) {
 		t.Errorf("unacknowledged read again = %v; want the same event", again)
 	}
 	form := url.Values{"action": {"ACK"}}.Encode()
-	if status, out := do("POST", "/api/v1/streams/ORDERS/events/"+id, "", "", "c1", "application/x-www-form-urlencoded", form); status != 200 {
+	if status, out := do("POST", "/api/v1/streams/ORDERS/events/"+id, first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 200 {
 		t.Fatalf("ACK = %d %v", status, out)
 	}
 	if after := read(); len(after) != 0 {
 		t.Errorf("read after ACK = %v; want nothing", after)
 	}
-	if status, _ := do("GET", "/api/v1/streams/NOPE/events", "", "", "c1", "", ""); status != 404 {
+	if status, _ := do("GET", "/api/v1/streams/NOPE/events", first.id, first.password, "c1", "", ""); status != 404 {
 		t.Errorf("unknown stream = %d; want 404", status)
 	}
-	if status, _ := do("POST", "/api/v1/streams/ORDERS/events/no-such-event", "", "", "c1", "application/x-www-form-urlencoded", form); status != 404 {
+	if status, _ := do("POST", "/api/v1/streams/ORDERS/events/no-such-event", first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 404 {
 		t.Errorf("ACK of an unknown event = %d; want 404", status)
 	}
 }

@@ -56,7 +56,20 @@ func post(t *testing.T, url, contentType, body string) map[string]any {
 
 func get[T any](t *testing.T, url string) T {
 	t.Helper()
-	resp, err := http.Get(url)
+	return getAuth[T](t, url, "")
+}
+
+// getAuth is get with an Authorization value (none when empty).
+func getAuth[T any](t *testing.T, url, authorization string) T {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,7 +159,7 @@ func TestProducerTrustEndToEnd(t *testing.T) {
 	}
 	var p page
 	for deadline = time.Now().Add(10 * time.Second); len(p.Events) < 4 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		p = get[page](t, base+"/v1/events?since=0&limit=100")
+		p = getAuth[page](t, base+"/v1/events?since=0&limit=100", "Bearer admin-secret")
 	}
 	by := map[string]int{}
 	for _, e := range p.Events {
