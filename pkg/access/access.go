@@ -34,6 +34,9 @@ const (
 	Subscribe Scope = "subscribe"
 	Consume   Scope = "consume"
 	Admin     Scope = "admin"
+	// Metrics is /metrics on the API port: admin scope with authentication
+	// on, open with it off (the admin routes are not).
+	Metrics Scope = "metrics"
 )
 
 // AnyTag is the pattern of every tag.
@@ -97,7 +100,7 @@ func (p *Principal) Can(s Scope) bool {
 	switch {
 	case s == Public || p.Admin:
 		return true
-	case s == Admin:
+	case s == Admin || s == Metrics:
 		return false
 	}
 	return len(p.Patterns(s)) > 0

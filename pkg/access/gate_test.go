@@ -78,6 +78,7 @@ func newGated(t *testing.T, cfg access.Config, before func(*producer.Registry)) 
 		_ = json.NewEncoder(w).Encode(access.From(r.Context()))
 	}
 	r.Get("/healthz", echo)                  // public
+	r.Get("/metrics", echo)                  // metrics
 	r.Get("/v1/events", echo)                // read
 	r.Post("/v1/events", echo)               // write
 	r.Get("/v1/stream", echo)                // read, access tokens accepted
@@ -326,6 +327,9 @@ func TestGateAuthNone(t *testing.T) {
 	a := g.do(nil, "GET", "/v1/events", "", "")
 	if a.status != http.StatusOK || !a.principal(t).Admin {
 		t.Errorf("GET /v1/events with auth off = %d %s; want 200 as the unrestricted principal", a.status, a.body)
+	}
+	if a := g.do(nil, "GET", "/metrics", "", ""); a.status != http.StatusOK {
+		t.Errorf("GET /metrics with auth off = %d; want 200", a.status)
 	}
 	if a := g.do(nil, "GET", "/v1/producers", "", ""); a.status != http.StatusNotFound || !strings.Contains(a.detail(t), "ADMIN_TOKEN") {
 		t.Errorf("GET /v1/producers with auth off and no admin token = %d %q; want 404 naming ADMIN_TOKEN", a.status, a.detail(t))

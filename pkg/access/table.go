@@ -23,7 +23,7 @@ var Routes = []Rule{
 	// ops
 	{http.MethodGet, "/healthz", Public, false, "liveness"},
 	{http.MethodGet, "/readyz", Public, false, "readiness"},
-	{http.MethodGet, "/metrics", Admin, false, "Prometheus metrics (open on --metrics-addr instead, when set)"},
+	{http.MethodGet, "/metrics", Metrics, false, "Prometheus metrics (open on --metrics-addr instead, when set)"},
 
 	// ingest
 	{http.MethodPost, "/v1/events", Write, false, "publish events"},

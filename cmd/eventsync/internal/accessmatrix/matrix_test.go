@@ -222,7 +222,7 @@ func (f *fixture) wrongScope(s access.Scope) client {
 	switch s {
 	case access.Write:
 		return f.reader
-	case access.Admin:
+	case access.Admin, access.Metrics:
 		return f.full
 	}
 	return f.writer
@@ -280,7 +280,7 @@ func run(t *testing.T, tg target) {
 				f.check(t, "event outside the client's patterns", r, f.outsider.auth(), c.stream, http.StatusNotFound)
 			}
 			right := f.full.auth()
-			if rule.Scope == access.Admin {
+			if rule.Scope == access.Admin || rule.Scope == access.Metrics {
 				right = "Bearer " + adminToken
 			}
 			f.check(t, "right credential", r, right, c.stream, 0)
