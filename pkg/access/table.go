@@ -78,4 +78,10 @@ var Routes = []Rule{
 	{http.MethodPost, "/v1/subscriptions/{id}/rotate-secret", Subscribe, false, "rotate an own subscription's signing secret"},
 	{http.MethodPost, "/v1/subscriptions/{id}/replay", Subscribe, false, "replay events to an own subscription"},
 	{http.MethodPost, "/v1/dead-letters/replay", Admin, false, "redeliver dead letters"},
+
+	// old clients: the log-sync service
+
+	// old clients: The Eye and the session collector
+
+	// old clients: the dispatcher's canonical events and inbound portals
 }
