@@ -282,7 +282,7 @@ func conditions(f eventstore.Filter) ([]string, []any, error) {
 		add("match(tag, ?)", re)
 	}
 	if f.Allowed != nil {
-		cond, condArgs, err := allowedCondition(f.Allowed)
+		cond, condArgs, err := eventstore.AllowedCondition(f.Allowed, "match(tag, ?)")
 		if err != nil {
 			return nil, nil, err
 		}
@@ -302,26 +302,6 @@ func conditions(f eventstore.Filter) ([]string, []any, error) {
 		add("ts < ?", f.To.UnixMicro())
 	}
 	return where, args, nil
-}
-
-// allowedCondition returns the condition that a row's tag matches one of the
-// allowed patterns (eventstore.Filter.Allowed, not nil), with its arguments:
-// one bound regular expression per pattern.
-func allowedCondition(allowed []string) (string, []any, error) {
-	if len(allowed) == 0 {
-		return "0", nil, nil
-	}
-	conds := make([]string, len(allowed))
-	args := make([]any, len(allowed))
-	for i, p := range allowed {
-		re, err := subject.Regexp(p) // validates p with subject.ValidatePattern
-		if err != nil {
-			return "", nil, fmt.Errorf("allowed pattern %q: %w", p, err)
-		}
-		conds[i] = "match(tag, ?)"
-		args[i] = re
-	}
-	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
 // Event returns the event with id; if the id was stored under several seqs,
@@ -388,7 +368,7 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 		if len(f.Allowed) == 0 {
 			return nil, nil // the caller may read nothing
 		}
-		cond, condArgs, err := allowedCondition(f.Allowed)
+		cond, condArgs, err := eventstore.AllowedCondition(f.Allowed, "match(tag, ?)")
 		if err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}

@@ -7,7 +7,9 @@ package eventstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventsync/eventsync/pkg/delivery"
@@ -108,4 +110,26 @@ type Store interface {
 	Attempts(ctx context.Context, f delivery.Filter) ([]delivery.Attempt, error)
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// AllowedCondition returns the SQL condition that a row's tag matches one
+// of the allowed patterns (Filter.Allowed, not nil), with its arguments:
+// match is the backend's test of the tag against one bound regular
+// expression ("match(tag, ?)", "tag REGEXP ?"), repeated per pattern and
+// joined with OR. An empty list matches nothing.
+func AllowedCondition(allowed []string, match string) (string, []any, error) {
+	if len(allowed) == 0 {
+		return "0", nil, nil
+	}
+	conds := make([]string, len(allowed))
+	args := make([]any, len(allowed))
+	for i, p := range allowed {
+		re, err := subject.Regexp(p) // validates p with subject.ValidatePattern
+		if err != nil {
+			return "", nil, fmt.Errorf("allowed pattern %q: %w", p, err)
+		}
+		conds[i] = match
+		args[i] = re
+	}
+	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }

@@ -259,7 +259,7 @@ func (s *Store) Events(ctx context.Context, f eventstore.Filter) ([]event.Event,
 		add("tag REGEXP ?", re)
 	}
 	if f.Allowed != nil {
-		cond, condArgs, err := allowedCondition(f.Allowed)
+		cond, condArgs, err := eventstore.AllowedCondition(f.Allowed, "tag REGEXP ?")
 		if err != nil {
 			return nil, fmt.Errorf("events: %w", err)
 		}
@@ -357,7 +357,7 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 		args = append(args, re)
 	}
 	if f.Allowed != nil {
-		cond, condArgs, err := allowedCondition(f.Allowed)
+		cond, condArgs, err := eventstore.AllowedCondition(f.Allowed, "tag REGEXP ?")
 		if err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
@@ -389,26 +389,6 @@ func (s *Store) Stats(ctx context.Context, f eventstore.StatsFilter) ([]eventsto
 		return nil, wrap("stats", err)
 	}
 	return out, nil
-}
-
-// allowedCondition returns the condition that a row's tag matches one of the
-// allowed patterns (eventstore.Filter.Allowed, not nil), with its arguments:
-// one bound regular expression per pattern.
-func allowedCondition(allowed []string) (string, []any, error) {
-	if len(allowed) == 0 {
-		return "0", nil, nil
-	}
-	conds := make([]string, len(allowed))
-	args := make([]any, len(allowed))
-	for i, p := range allowed {
-		re, err := subject.Regexp(p) // validates p with subject.ValidatePattern
-		if err != nil {
-			return "", nil, fmt.Errorf("allowed pattern %q: %w", p, err)
-		}
-		conds[i] = "tag REGEXP ?"
-		args[i] = re
-	}
-	return "(" + strings.Join(conds, " OR ") + ")", args, nil
 }
 
 // Ping checks that the database file can be read.
