@@ -1,13 +1,11 @@
 package access_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/producer"
@@ -42,37 +40,19 @@ type gated struct {
 	url  string
 }
 
-// newGated opens a gate with cfg, lets before register clients once its
-// buckets exist (a gate with authentication on and no admin token needs
-// one to start), runs it until the test ends and serves a router behind
-// it.
+// newGated runs a gate with cfg until the test ends, lets before register
+// clients, and serves a router behind it.
 func newGated(t *testing.T, cfg access.Config, before func(*producer.Registry)) *gated {
 	t.Helper()
 	js, err := stream.JetStream(natstest.Start(t).Connect(t), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gate, err := access.Open(t.Context(), js, cfg, stream.Config{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gate := accesstest.Start(t, js, cfg)
 	if before != nil {
 		before(gate.Registry())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gate.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	if err := gate.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Use(gate.Middleware(r))
+	r := accesstest.Router(gate)
 	echo := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(access.From(r.Context()))

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
@@ -121,28 +122,13 @@ func newHarnessBehind(t *testing.T, cfg Config, sc stream.Config, acfg *access.C
 	return &harness{ns: ns, nc: nc, js: js, url: srv.URL}, gate
 }
 
-// startGate opens a gate on js, calls before (when not nil) once its
-// buckets exist, runs it until the test ends and waits until it is ready.
+// startGate runs a gate on js until the test ends and calls before (when
+// not nil) with it.
 func startGate(t *testing.T, js jetstream.JetStream, cfg access.Config, before func(*access.Gate)) *access.Gate {
 	t.Helper()
-	gate, err := access.Open(t.Context(), js, cfg, stream.Config{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	gate := accesstest.Start(t, js, cfg)
 	if before != nil {
 		before(gate)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gate.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gate Run: %v", err)
-		}
-	})
-	if err := gate.Ready(t.Context()); err != nil {
-		t.Fatal(err)
 	}
 	return gate
 }

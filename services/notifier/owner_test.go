@@ -2,9 +2,6 @@ package notifier
 
 import (
 	"bytes"
-	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/producer"
@@ -42,26 +40,7 @@ type testClient struct {
 func newAuthEnv(t *testing.T) *authEnv {
 	t.Helper()
 	e := newBareEnv(t)
-	gate, err := access.Open(t.Context(), e.js, access.Config{
-		Auth: access.AuthClients, AdminToken: adminToken, SecretsKey: sealed.GenerateKey(),
-	}, stream.Config{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gate.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gate Run = %v", err)
-		}
-	})
-	select {
-	case <-gate.Registry().Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("client registry not loaded within 10s")
-	}
+	gate := accesstest.Start(t, e.js, access.Config{Auth: access.AuthClients, AdminToken: adminToken, SecretsKey: sealed.GenerateKey()})
 	e.gate = gate
 	e.opts = []Option{WithClients(gate.Registry()), WithKeyring(gate.Keyring())}
 	e.svc = e.start(e.cfg)

@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
@@ -42,23 +42,12 @@ func server(t *testing.T, adminToken string, before ...func(*producer.Registry))
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthClients, AdminToken: adminToken}, stream.Config{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gate := accesstest.Start(t, js, access.Config{Auth: access.AuthClients, AdminToken: adminToken})
 	for _, f := range before {
 		f(gate.Registry())
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gate.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	if err := gate.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	reg := schema.New(kv)
-	r := chi.NewRouter()
-	r.Use(gate.Middleware(r))
+	r := accesstest.Router(gate)
 	schemas.New(reg, log).Mount(r)
 	ts := httptest.NewServer(r)
 	t.Cleanup(ts.Close)
