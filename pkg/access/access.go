@@ -37,6 +37,7 @@ const (
 	// Metrics is /metrics on the API port: admin scope with authentication
 	// on, open with it off (the admin routes are not).
 	Metrics Scope = "metrics"
+	Signed  Scope = "signed" // the handler verifies the sender's signature
 )
 
 // AnyTag is the pattern of every tag.

@@ -242,7 +242,7 @@ func (g *Gate) Middleware(routes chi.Routes) func(http.Handler) http.Handler {
 				g.refuse(w, problem.New(http.StatusForbidden, "forbidden", "no access rule for "+r.Method+" "+pattern))
 				return
 			}
-			if rule.Scope == Public {
+			if rule.Scope == Public || rule.Scope == Signed {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -43,5 +43,6 @@ func Buckets(c Config) []jetstream.KeyValueConfig {
 		SchemasConfig(c),
 		JTIConfig(c),
 		TokensConfig(c),
+		PortalsConfig(c),
 	}
 }
