@@ -84,4 +84,10 @@ var Routes = []Rule{
 	// old clients: The Eye and the session collector
 
 	// old clients: the dispatcher's canonical events and inbound portals
+	{http.MethodPost, "/v1/dispatcher/events", Write, false, "publish one event (the dispatcher's canonical event)"},
+	{http.MethodGet, "/v1/portals", Admin, false, "list inbound portals"},
+	{http.MethodPut, "/v1/portals/{name}", Admin, false, "create or replace an inbound portal"},
+	{http.MethodGet, "/v1/portals/{name}", Admin, false, "get an inbound portal (secret masked)"},
+	{http.MethodDelete, "/v1/portals/{name}", Admin, false, "delete an inbound portal"},
+	{http.MethodPost, "/v1/portals/{name}/webhook", Signed, false, "receive a webhook (GitLab, GitHub, Standard Webhooks), checked by the sender's signature"},
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/eventserver"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/services/ingest/internal/portals"
 )
 
 // Part is the ingest service as a part of an EventSync process (see
@@ -22,9 +23,13 @@ type Part struct {
 	Config Config
 	Guard  GuardConfig
 
+	Portals portals.Config // the dispatcher's kind rules
+
 	svc   *Service
 	guard *Guard
 	gate  *access.Gate
+
+	portals *portals.Server
 }
 
 // NewPart returns the ingest part.
@@ -34,6 +39,7 @@ func NewPart() *Part { return &Part{} }
 func (p *Part) Flags(fs *conf.Set) {
 	p.Config.Flags(fs)
 	p.Guard.flags(fs)
+	p.Portals.Flags(fs)
 }
 
 // Validate checks the settings before anything connects.
@@ -57,6 +63,9 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	if p.svc, err = New(cfg, d.NC, js, p.guard.Trust, d.Metrics, d.Log); err != nil {
 		return err
 	}
+	if p.portals, err = portals.Open(ctx, js, d.Gate.Keyring(), p.Portals, d.Stream, d.Log); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -66,6 +75,7 @@ func (p *Part) Mount(r chi.Router) {
 	p.svc.Mount(r)
 	p.guard.Mount(r)
 	eventserver.New(r).MountPublish(r)
+	p.portals.Mount(r, p.svc)
 }
 
 // Run serves the NATS request path and keeps the registries current
