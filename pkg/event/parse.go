@@ -440,13 +440,14 @@ func (p *Parser) parse(raw []byte, now time.Time, e *Event, errs *fieldErrors) e
 		e.Subject, e.Tag = subj, subject.Tag(e.Category, e.Code)
 	}
 
-	switch {
-	case in.Message == nil || *in.Message == "":
-		bad("/message", "is required")
-	case len(*in.Message) > p.limits.MaxMessage:
-		bad("/message", fmt.Sprintf("must be at most %d bytes", p.limits.MaxMessage))
-	default:
-		e.Message = *in.Message
+	// The message is optional (events of the session collector and The
+	// Eye have none): absent, null and empty all mean no message.
+	if in.Message != nil {
+		if len(*in.Message) > p.limits.MaxMessage {
+			bad("/message", fmt.Sprintf("must be at most %d bytes", p.limits.MaxMessage))
+		} else {
+			e.Message = *in.Message
+		}
 	}
 
 	e.ReceivedAt = now

@@ -123,6 +123,9 @@ func TestParseBodyValid(t *testing.T) {
 		{"lower case tokens", Limits{}, `{"category":"db-1","code":"conn_lost","message":"m"}`, func(e *Event) {
 			e.Category, e.Code, e.Tag, e.Subject = "db-1", "conn_lost", "db-1.conn_lost", "events.db-1.conn_lost"
 		}},
+		{"message missing", Limits{}, `{"category":"A","code":"B"}`, func(e *Event) { e.Message = "" }},
+		{"message empty", Limits{}, `{"category":"A","code":"B","message":""}`, func(e *Event) { e.Message = "" }},
+		{"message null", Limits{}, `{"category":"A","code":"B","message":null}`, func(e *Event) { e.Message = "" }},
 		{"message at max bytes", Limits{MaxMessage: 16}, `{"category":"A","code":"B","message":"éééééééé"}`, func(e *Event) { e.Message = "éééééééé" }},
 		{"message with unicode escapes", Limits{}, `{"category":"A","code":"B","message":"\u00e9\n"}`, func(e *Event) { e.Message = "é\n" }},
 
@@ -260,7 +263,7 @@ func TestParseBodyInvalid(t *testing.T) {
 		{"category missing", Limits{}, `{"code":"B","message":"m"}`, []FieldError{fe("/category", "is required")}},
 		{"code missing", Limits{}, `{"category":"A","message":"m"}`, []FieldError{fe("/code", "is required")}},
 		{"category null", Limits{}, `{"category":null,"code":"B","message":"m"}`, []FieldError{fe("/category", "is required")}},
-		{"empty object", Limits{}, `{}`, []FieldError{fe("/category", "required"), fe("/code", "required"), fe("/message", "required")}},
+		{"empty object", Limits{}, `{}`, []FieldError{fe("/category", "required"), fe("/code", "required")}},
 		{"category empty", Limits{}, `{"category":"","code":"B","message":"m"}`, []FieldError{fe("/category", "empty")}},
 		{"code empty", Limits{}, `{"category":"A","code":"","message":"m"}`, []FieldError{fe("/code", "empty")}},
 		{"category with space", Limits{}, `{"category":"A B","code":"B","message":"m"}`, []FieldError{fe("/category", "ASCII letters")}},
@@ -281,9 +284,6 @@ func TestParseBodyInvalid(t *testing.T) {
 		{"tag disagreeing with code", Limits{}, `{"tag":"A.B","category":"A","code":"C","message":"m"}`, []FieldError{fe("/code", "disagrees with tag")}},
 		{"tag disagreeing with both", Limits{}, `{"tag":"A.B","category":"X","code":"Y","message":"m"}`, []FieldError{fe("/category", "disagrees"), fe("/code", "disagrees")}},
 
-		{"message missing", Limits{}, `{"category":"A","code":"B"}`, []FieldError{fe("/message", "is required")}},
-		{"message empty", Limits{}, `{"category":"A","code":"B","message":""}`, []FieldError{fe("/message", "is required")}},
-		{"message null", Limits{}, `{"category":"A","code":"B","message":null}`, []FieldError{fe("/message", "is required")}},
 		{"message over max bytes", Limits{MaxMessage: 16}, `{"category":"A","code":"B","message":"ééééééééx"}`, []FieldError{fe("/message", "at most 16 bytes")}},
 		{"message over default max", Limits{}, `{"category":"A","code":"B","message":"` + long(DefaultMaxMessage+1) + `"}`, []FieldError{fe("/message", "at most 65536 bytes")}},
 
@@ -348,7 +348,7 @@ func TestParseBodyInvalid(t *testing.T) {
 		{"top-level true", Limits{}, `true`, []FieldError{fe("", "must be a JSON object")}},
 
 		{"several rules at once", Limits{}, `{"category":"A B","code":"B","timestamp":"x","severity":"loud","data":[],"id":""}`, []FieldError{
-			fe("/category", "ASCII"), fe("/message", "required"), fe("/timestamp", "RFC 3339"),
+			fe("/category", "ASCII"), fe("/timestamp", "RFC 3339"),
 			fe("/severity", "must be one of"), fe("/data", "object"), fe("/id", "1 to 128"),
 		}},
 	}
@@ -561,7 +561,6 @@ func TestParseBodyAllOrNothing(t *testing.T) {
 			want: []FieldError{
 				{"/1/foo", "not a known field"},
 				{"/2/category", "ASCII"},
-				{"/2/message", "required"},
 				{"/4", "must be a JSON object"},
 			},
 		},
@@ -621,7 +620,7 @@ func TestParseBodyErrorsBounded(t *testing.T) {
 		return array(its)
 	}
 	unknown := func(key string) string { return obj("," + str(key) + ":1") }
-	const severalRules = `{"category":"A B","code":"B","severity":"loud","id":""}` // 4 rules
+	const severalRules = `{"category":"A B","code":"B","severity":"loud","data":[],"id":""}` // 4 rules
 	tests := []struct {
 		name    string
 		format  Format

@@ -241,7 +241,7 @@ func TestClientErrors(t *testing.T) {
 	_, err := c.Send(ctx,
 		client.Event{Tag: "A.B", Message: "fine"},
 		client.Event{Tag: "A.B", Message: "late", Timestamp: time.Now().Add(time.Hour)},
-		client.Event{Tag: "A.B"},
+		client.Event{Tag: "A..B", Message: "bad tag"},
 	)
 	var e *client.Error
 	if !errors.As(err, &e) {
@@ -254,8 +254,8 @@ func TestClientErrors(t *testing.T) {
 	for _, fe := range e.Errors {
 		pointers = append(pointers, fe.Pointer)
 	}
-	if !slices.Equal(pointers, []string{"/1/timestamp", "/2/message"}) {
-		t.Errorf("pointers = %q; want /1/timestamp and /2/message", pointers)
+	if !slices.Equal(pointers, []string{"/1/timestamp", "/2/tag"}) {
+		t.Errorf("pointers = %q; want /1/timestamp and /2/tag", pointers)
 	}
 
 	_, err = c.Query(ctx, client.Filter{Tag: "A..B"})

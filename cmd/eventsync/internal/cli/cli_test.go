@@ -238,7 +238,7 @@ func TestCLIErrors(t *testing.T) {
 	}{
 		{"server down", `{"tag":"A.B","message":"m"}`, []string{"send", "--server", dead.URL}, []string{"1 event not sent", "connection refused"}},
 		{"invalid event", "", []string{"send", "--tag", "NODOT", "--message", "m"}, []string{"send: 422", "/0/tag"}},
-		{"refused events in a file", "{\"tag\":\"OK.ONE\",\"message\":\"m\"}\n{\"tag\":\"OK.TWO\"}\n", []string{"send"}, []string{"refused 1 event (the others", "send: 422", "/1/message"}},
+		{"refused events in a file", "{\"tag\":\"OK.ONE\",\"message\":\"m\"}\n{\"tag\":\"OK..TWO\"}\n", []string{"send"}, []string{"refused 1 event (the others", "send: 422", "/1/tag"}},
 		{"bad json", "{\"tag\":\"OK.ONE\",\"message\":\"m\"}\n{nope\n", []string{"send"}, []string{"event 1", "after 1 events"}},
 		{"no input", "", []string{"send"}, []string{"no events"}},
 		{"bad data flag", "", []string{"send", "--tag", "A.B", "--message", "m", "--data", "[1]"}, []string{"--data: want a JSON object"}},
