@@ -515,6 +515,7 @@ func TestDispatcherEvents(t *testing.T) {
 			status                    int
 			pointer                   string
 		}{
+			{"no message (the dispatcher requires one)", "Bearer " + producer.apiKey, `{"kind":"urn:acme:billing:invoice:paid"}`, http.StatusUnprocessableEntity, "/message"},
 			{"bad timestamp", "Bearer " + producer.apiKey, `{"message":"m","timestamp":"last tuesday"}`, http.StatusUnprocessableEntity, "/timestamp"},
 			{"unknown severity", "Bearer " + producer.apiKey, `{"message":"m","severity":"high"}`, http.StatusUnprocessableEntity, "/severity"},
 			{"not JSON", "Bearer " + producer.apiKey, `{"message":`, http.StatusBadRequest, ""},

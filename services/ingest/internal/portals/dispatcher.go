@@ -258,9 +258,10 @@ var kept = []string{fieldKind, fieldViewLink, fieldAckLink}
 // → EventSync's severity, timestamp → RFC 3339 when it is another ISO
 // 8601 form, message and source as they are, every other field in data.
 // Errors are problems: 400 for a body that is not one JSON object, 422
-// for a kind or severity EventSync cannot take or a field named like a
-// kept one (_kind …). The rest (message required, timestamp, sizes, data
-// numbers) is EventSync's own validation.
+// for a missing or empty message (the dispatcher requires one, EventSync
+// does not), a kind or severity EventSync cannot take or a field named
+// like a kept one (_kind …). The rest (timestamp, sizes, data numbers) is
+// EventSync's own validation.
 func (k Kinds) Translate(body []byte) ([]byte, error) {
 	var in map[string]jsontext.Value
 	if err := jsonv2.Unmarshal(body, &in); err != nil {
@@ -312,6 +313,10 @@ func (k Kinds) Translate(body []byte) ([]byte, error) {
 		} else {
 			out["timestamp"] = v // EventSync says what is wrong with it
 		}
+	}
+	// EventSync's message is optional; the dispatcher's is not.
+	if v, ok := in[fieldMessage]; !ok || v.Kind() == 'n' || string(v) == `""` {
+		errs = append(errs, problem.FieldError{Pointer: "/" + fieldMessage, Detail: "is required"})
 	}
 	for _, name := range []string{fieldMessage, fieldSource} {
 		if v, ok := in[name]; ok {
