@@ -81,6 +81,9 @@ type routeCase struct {
 	hidden bool
 	// stream: the answer is a stream; only its status is read.
 	stream bool
+	// signature: the route is checked by the sender's signature in this
+	// header, not by EventSync credentials.
+	signature string
 }
 
 func get(path string) func(*fixture) req {
@@ -155,7 +158,7 @@ func cases() []routeCase {
 		{method: "GET", pattern: "/v1/stats", call: get("/v1/stats?from=2026-01-01T00:00:00Z&to=2030-01-01T00:00:00Z&bucket=day&tag=DATABASE.>"), tagged: true},
 		{method: "GET", pattern: "/api/logs", call: get("/api/logs?since=0")},
 		{method: "GET", pattern: "/api/v1/streams/{stream}/events", call: func(*fixture) req {
-			return req{method: "GET", path: "/api/v1/streams/DATABASE/events?limit=1", header: map[string]string{"X-Consumer-ID": "matrix"}}
+			return req{method: "GET", path: "/api/v1/streams/DATABASE/events?eventName=CONNECTION_LOST&limit=1", header: map[string]string{"X-Consumer-ID": "matrix"}}
 		}, tagged: true},
 		{method: "POST", pattern: "/api/v1/streams/{stream}/events/{eventID}", call: func(f *fixture) req {
 			return req{method: "POST", path: "/api/v1/streams/DATABASE/events/" + f.eventID, body: "action=ACK",
@@ -214,7 +217,39 @@ func cases() []routeCase {
 		{method: "POST", pattern: "/v1/dead-letters/replay", call: func(f *fixture) req {
 			return req{method: "POST", path: "/v1/dead-letters/replay?subscription=" + f.subID}
 		}},
+
+		// The dispatcher's canonical events and inbound portals.
+		{method: "POST", pattern: "/v1/dispatcher/events", call: func(*fixture) req {
+			return jsonReq("POST", "/v1/dispatcher/events", `{"kind":"urn:x:database:connection_lost","message":"matrix"}`)
+		}, tagged: true},
+		{method: "GET", pattern: "/v1/portals", call: get("/v1/portals")},
+		{method: "PUT", pattern: "/v1/portals/{name}", call: func(*fixture) req {
+			return jsonReq("PUT", "/v1/portals/matrix-put", `{"type":"gitlab","secret":"matrix-token"}`)
+		}},
+		{method: "GET", pattern: "/v1/portals/{name}", call: func(f *fixture) req {
+			f.createPortal("matrix-get")
+			return req{method: "GET", path: "/v1/portals/matrix-get"}
+		}},
+		{method: "DELETE", pattern: "/v1/portals/{name}", call: func(f *fixture) req {
+			f.createPortal("matrix-delete")
+			return req{method: "DELETE", path: "/v1/portals/matrix-delete"}
+		}},
+		{method: "POST", pattern: "/v1/portals/{name}/webhook", call: func(f *fixture) req {
+			f.createPortal("matrix-hook")
+			r := jsonReq("POST", "/v1/portals/matrix-hook/webhook", `{"object_kind":"push"}`)
+			r.header["X-Gitlab-Token"] = "matrix-token"
+			r.header["X-Gitlab-Event"] = "Push Hook"
+			r.header["X-Gitlab-Event-UUID"] = fmt.Sprintf("matrix-%d", time.Now().UnixNano())
+			return r
+		}, signature: "X-Gitlab-Token"},
 	}
+}
+
+// createPortal makes (or replaces) a GitLab portal with the secret
+// matrix-token.
+func (f *fixture) createPortal(name string) {
+	f.t.Helper()
+	f.do(jsonReq("PUT", "/v1/portals/"+name, `{"type":"gitlab","secret":"matrix-token"}`), "Bearer "+adminToken, http.StatusOK, http.StatusCreated)
 }
 
 // wrongScope returns a client of f without the scope s.
@@ -267,6 +302,10 @@ func run(t *testing.T, tg target) {
 		}
 		t.Run(strings.ReplaceAll(c.method+" "+c.pattern, "/", "_"), func(t *testing.T) {
 			r := c.call(f)
+			if rule.Scope == access.Signed {
+				signed(t, f, r, c.signature)
+				return
+			}
 			f.check(t, "no credential", r, "", c.stream, http.StatusUnauthorized)
 			f.check(t, "bad credential", r, "Bearer esk_"+strings.Repeat("x", 43), c.stream, http.StatusUnauthorized)
 			f.check(t, "wrong scope", r, f.wrongScope(rule.Scope).auth(), c.stream, http.StatusForbidden)
@@ -286,6 +325,28 @@ func run(t *testing.T, tg target) {
 			f.check(t, "right credential", r, right, c.stream, 0)
 		})
 	}
+}
+
+// signed checks a route of the signed scope: without the signature or
+// with a wrong one it is 401 whatever the Authorization, with it 2xx.
+func signed(t *testing.T, f *fixture, r req, header string) {
+	t.Helper()
+	with := func(v string) req {
+		h := map[string]string{}
+		for k, x := range r.header {
+			h[k] = x
+		}
+		if v == "" {
+			delete(h, header)
+		} else {
+			h[header] = v
+		}
+		return req{method: r.method, path: r.path, body: r.body, header: h}
+	}
+	f.check(t, "no signature", with(""), "", false, http.StatusUnauthorized)
+	f.check(t, "no signature, admin token", with(""), "Bearer "+adminToken, false, http.StatusUnauthorized)
+	f.check(t, "bad signature", with("wrong"), f.full.auth(), false, http.StatusUnauthorized)
+	f.check(t, "right signature", r, "", false, 0)
 }
 
 func public(method, route string) bool {
