@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,22 @@ type ProducerSpec struct {
 	Scopes Scopes   `json:"scopes,omitzero"` // what else it may do
 	Owns   []string `json:"owns,omitempty"`  // categories only it may write
 	Rate   Rate     `json:"rate,omitzero"`
+
+	// ID imports a client of another system (The Eye) under the id it
+	// has there, the sub of the tokens it signs: 1-128 characters of
+	// [A-Za-z0-9._-], not starting with "prd_". Empty: the server
+	// generates one.
+	ID string `json:"id,omitempty"`
+	// JWTSecret is the HS256 key the client already signs its tokens
+	// with, as base64url of the key's bytes (see RawJWTSecret; at least 16
+	// bytes). Empty: the server generates one and returns it once.
+	JWTSecret string `json:"jwt_secret,omitempty"`
+}
+
+// RawJWTSecret returns ProducerSpec.JWTSecret for a secret used as HMAC
+// key bytes as it is, such as the secret_key of a client of The Eye.
+func RawJWTSecret(secretKey string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(secretKey))
 }
 
 // Scopes are what a client may do besides writing events: read events,

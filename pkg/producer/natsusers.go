@@ -27,8 +27,13 @@ type NATSUser struct {
 // InboxPrefix is the inbox prefix a producer's NATS connection must use
 // (nats.CustomInboxPrefix): each producer may only subscribe under its
 // own, so it cannot read the replies (publish acks, ingest answers) meant
-// for another.
-func InboxPrefix(producerID string) string { return "_INBOX." + producerID }
+// for another. It is "_INBOX." and the producer id, with the dots of an
+// imported id written as '=' (no id holds one): the prefix stays a single
+// subject token, so that producer "a" may not subscribe to the inbox of
+// producer "a.b".
+func InboxPrefix(producerID string) string {
+	return "_INBOX." + strings.ReplaceAll(producerID, ".", "=")
+}
 
 // NATSUsers returns the users of the enabled producers that have a
 // password, sorted by id. Every producer may request eventsync.ingest,
@@ -76,16 +81,17 @@ func DecodeNATSUsers(producers, owners map[string][]byte, direct bool) ([]NATSUs
 		errs []error
 	)
 	for key, v := range producers {
-		if !strings.HasPrefix(key, IDPrefix) {
+		id, ok := idOfKey(key)
+		if !ok {
 			continue
 		}
 		var p Producer
 		if err := json.Unmarshal(v, &p); err != nil {
-			errs = append(errs, fmt.Errorf("producer %s: %w", key, err))
+			errs = append(errs, fmt.Errorf("producer %s: %w", id, err))
 			continue
 		}
-		if p.ID != key {
-			errs = append(errs, fmt.Errorf("producer %s: stored with id %q", key, p.ID))
+		if p.ID != id {
+			errs = append(errs, fmt.Errorf("producer %s: stored with id %q", id, p.ID))
 			continue
 		}
 		ps = append(ps, &p)

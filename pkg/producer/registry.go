@@ -73,13 +73,24 @@ func (e *ValidationError) Error() string {
 }
 
 // Spec is what an administrator chooses when creating a producer; the
-// registry generates the id and the credentials.
+// registry generates the id and the credentials, unless the producer is
+// imported from another system with its own id and JWT secret (see ids.go).
 type Spec struct {
 	Name   string
 	Tags   []string // tag patterns it may write; empty: [AnyTag] unless Scopes grant something
 	Scopes Scopes
 	Rate   Rate     // zero: the configured default
 	Owns   []string // categories to claim for the producer
+
+	// ID imports a client under the id it has elsewhere: 1 to
+	// MaxImportedIDLen characters of [A-Za-z0-9._-], not starting with
+	// IDPrefix, unique (else ErrIDTaken). Empty: generated.
+	ID string
+	// JWTSecret is the HS256 key the client already signs with, as
+	// base64url of the key's bytes (an Eye client's secret_key is used as
+	// HMAC key bytes as it is: encode those). Empty: generated. The
+	// answer's Secrets do not repeat it.
+	JWTSecret string
 }
 
 // Option configures a Registry.
@@ -288,10 +299,14 @@ func (r *Registry) CheckPassword(p *Producer, password string) bool {
 // never available again. Claims in s.Owns are made for it; if another
 // producer owns one, nothing is created and the error is an *OwnedError.
 func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error) {
-	p := Producer{Name: s.Name, Enabled: true, Tags: slices.Clone(s.Tags), Scopes: s.Scopes, Owns: slices.Clone(s.Owns), Rate: s.Rate}
+	p := Producer{ID: s.ID, Name: s.Name, Enabled: true, Tags: slices.Clone(s.Tags), Scopes: s.Scopes, Owns: slices.Clone(s.Owns), Rate: s.Rate}
 	normalize(&p)
-	if err := validate(&p); err != nil {
+	jwtSecret, err := validateSpec(&p, s)
+	if err != nil {
 		return Producer{}, Secrets{}, err
+	}
+	if _, ok := r.Get(p.ID); ok && p.ID != "" {
+		return Producer{}, Secrets{}, idTaken(p.ID)
 	}
 	if other, ok := r.ByName(p.Name); ok {
 		// This instance's index may lag a delete or rename made on
@@ -303,10 +318,11 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error
 	var (
 		sec    Secrets
 		stored APIKey
-		err    error
 	)
-	if p.ID, err = newID(); err != nil {
-		return Producer{}, Secrets{}, err
+	if p.ID == "" {
+		if p.ID, err = newID(); err != nil {
+			return Producer{}, Secrets{}, err
+		}
 	}
 	if sec.Password, p.Credentials.PasswordHash, err = newPassword(r.cost); err != nil {
 		return Producer{}, Secrets{}, err
@@ -314,13 +330,16 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error
 	if sec.APIKey, stored, err = newAPIKey(); err != nil {
 		return Producer{}, Secrets{}, err
 	}
-	if sec.JWTSecret, err = newJWTSecret(); err != nil {
-		return Producer{}, Secrets{}, err
+	if jwtSecret == "" {
+		if sec.JWTSecret, err = newJWTSecret(); err != nil {
+			return Producer{}, Secrets{}, err
+		}
+		jwtSecret = sec.JWTSecret
 	}
 	p.CreatedAt = r.now().UTC().Truncate(time.Millisecond)
 	stored.CreatedAt = p.CreatedAt
 	p.Credentials.APIKeys = []APIKey{stored}
-	p.Credentials.JWTSecret = sec.JWTSecret
+	p.Credentials.JWTSecret = jwtSecret
 
 	// The record comes first, then its name and claims: a reservation or
 	// claim whose producer does not exist is stale and may be taken over.
@@ -328,7 +347,10 @@ func (r *Registry) Create(ctx context.Context, s Spec) (Producer, Secrets, error
 	if err != nil {
 		return Producer{}, Secrets{}, err
 	}
-	rev, err := r.kv.Create(ctx, p.ID, b)
+	rev, err := r.kv.Create(ctx, recordKey(p.ID), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return Producer{}, Secrets{}, idTaken(p.ID)
+	}
 	if err != nil {
 		return Producer{}, Secrets{}, fmt.Errorf("create producer %s: %w", p.ID, err)
 	}
@@ -348,7 +370,7 @@ func (r *Registry) undoCreate(ctx context.Context, p *Producer, names []string) 
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	errs := []error{}
-	if err := r.kv.Delete(ctx, p.ID); err != nil {
+	if err := r.kv.Delete(ctx, recordKey(p.ID)); err != nil {
 		errs = append(errs, fmt.Errorf("undo create %s: %w", p.ID, err))
 	}
 	r.forget(p.ID, r.revision(p.ID))
@@ -482,7 +504,7 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		err = r.kv.Delete(ctx, id, jetstream.LastRevision(rev))
+		err = r.kv.Delete(ctx, recordKey(id), jetstream.LastRevision(rev))
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		}
@@ -561,7 +583,7 @@ func (r *Registry) load(ctx context.Context, id string) (Producer, uint64, error
 	if !validID(id) {
 		return Producer{}, 0, ErrNotFound
 	}
-	e, err := r.kv.Get(ctx, id)
+	e, err := r.kv.Get(ctx, recordKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Producer{}, 0, ErrNotFound
 	}
@@ -583,7 +605,7 @@ func (r *Registry) write(ctx context.Context, p *Producer, rev uint64) (uint64, 
 	if err != nil {
 		return 0, err
 	}
-	newRev, err := r.kv.Update(ctx, p.ID, b, rev)
+	newRev, err := r.kv.Update(ctx, recordKey(p.ID), b, rev)
 	if err != nil {
 		return 0, fmt.Errorf("update producer %s: %w", p.ID, err)
 	}
@@ -656,14 +678,18 @@ func nameTaken(name, holder string) error {
 	return fmt.Errorf("name %q is taken by producer %s: %w", name, holder, ErrNameTaken)
 }
 
+func idTaken(id string) error {
+	return fmt.Errorf("producer id %q: %w", id, ErrIDTaken)
+}
+
 // watchProducer applies one entry of the producers bucket's watch. Name
 // reservations are not producers and are skipped, and so are values that
 // do not decode (there is no one to tell in a lookup but the error
 // handler). A producer whose JWT secret does not open is removed: the
 // version loaded before may hold a secret rotated since.
 func (r *Registry) watchProducer(e jetstream.KeyValueEntry) {
-	id := e.Key()
-	if !strings.HasPrefix(id, IDPrefix) {
+	id, ok := idOfKey(e.Key())
+	if !ok {
 		return
 	}
 	if e.Operation() != jetstream.KeyValuePut {
@@ -774,6 +800,35 @@ func normalize(p *Producer) {
 	}
 }
 
+// validateSpec lists every rule a new producer p, made from s, breaks:
+// validate's, and the import options'. It returns the JWT secret to store
+// when s gives one.
+func validateSpec(p *Producer, s Spec) (jwtSecret string, err error) {
+	var errs []FieldError
+	if s.ID != "" {
+		if why := validImportedID(s.ID); why != "" {
+			errs = append(errs, FieldError{Pointer: "/id", Detail: why})
+		}
+	}
+	if s.JWTSecret != "" {
+		var why string
+		if jwtSecret, why = importedSecret(s.JWTSecret); why != "" {
+			errs = append(errs, FieldError{Pointer: "/jwt_secret", Detail: why})
+		}
+	}
+	if err := validate(p); err != nil {
+		var ve *ValidationError
+		if !errors.As(err, &ve) {
+			return "", err
+		}
+		errs = append(ve.Errors, errs...)
+	}
+	if len(errs) > 0 {
+		return "", &ValidationError{Errors: errs}
+	}
+	return jwtSecret, nil
+}
+
 // validate lists every rule p breaks, or returns nil.
 func validate(p *Producer) error {
 	var errs []FieldError
@@ -858,22 +913,6 @@ func validName(name string) string {
 		}
 	}
 	return ""
-}
-
-// validID reports whether id has the form of a producer id (and so is a
-// valid key).
-func validID(id string) bool {
-	hexPart, ok := strings.CutPrefix(id, IDPrefix)
-	if !ok || len(hexPart) != 32 {
-		return false
-	}
-	for i := 0; i < len(hexPart); i++ {
-		c := hexPart[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // fold is the form names are compared in.

@@ -157,7 +157,7 @@ func (r *Registry) Reseal(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		newRev, err := r.kv.Update(ctx, id, b, rev)
+		newRev, err := r.kv.Update(ctx, recordKey(id), b, rev)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 		case err != nil:

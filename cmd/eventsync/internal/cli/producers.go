@@ -21,6 +21,7 @@ running EventSync (ingest or all-in-one). "eventsync clients" is the same comman
 Usage:
   eventsync producers create --name NAME [--tags 'BILLING.>,INVOICE.*'] [--rate N --burst N] [--owns BILLING]
                              [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin]
+                             [--id ID --jwt-secret-raw SECRET_KEY | --jwt-secret BASE64URL]
   eventsync producers list
   eventsync producers get ID
   eventsync producers update ID [--name NAME] [--tags …] [--rate N] [--burst N] [--owns …]
@@ -31,7 +32,9 @@ Usage:
   eventsync producers rotate ID --credential password|api_key|jwt_secret
   eventsync producers nats-config [--direct]
 
-Credentials are printed once, by create and rotate: store them then.
+Credentials are printed once, by create and rotate: store them then. A client
+of another system (The Eye) is imported with the id and secret it already has:
+--id and --jwt-secret-raw (its secret_key as it is) or --jwt-secret (base64url).
 `
 
 // producers are what the producers commands manage.
@@ -79,6 +82,10 @@ func producers() *resource[client.ProducerInfo] {
 			}
 			if cr.JWTSecret != "" {
 				rows = append(rows, []string{"jwt secret", cr.JWTSecret, "(HS256 key, base64url; sub = " + p.ID + ")"})
+			} else if cr.Password != "" && cr.APIKey != "" {
+				// Created with the client's own JWT secret, which is not
+				// repeated.
+				rows = append(rows, []string{"jwt secret", "(imported)", "(HS256 key given with --jwt-secret; sub = " + p.ID + ")"})
 			}
 			return "Credentials, shown this once (store them now):", rows
 		},
@@ -191,14 +198,27 @@ categories and rate limit. Without --tags it may write every tag, unless it is
 given scopes (--read, --subscribe, --consume, --admin): then it writes nothing.
 Its credentials (a password, an API key and a JWT secret) are printed once:
 store them then.
+
+To import a client of another system (The Eye) that signs HS256 tokens with
+sub = its client id, give that id (--id) and its secret: --jwt-secret-raw
+takes the secret as the client uses it (its secret_key: the string's bytes
+are the HMAC key), --jwt-secret the key's bytes in base64url. Its tokens
+then authenticate it as this producer; the password and API key are new.
 `
 
 func producersCreate(ctx context.Context, args []string, con Console) error {
 	ps := producers()
 	c := ps.command(con, "create", " --name NAME [--tags PATTERNS --owns CATEGORIES --rate N --burst N]\n"+
-		"    [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin] [--json]", producersCreateAbout)
-	var s specFlags
+		"    [--read PATTERNS --subscribe PATTERNS --consume PATTERNS --admin]\n"+
+		"    [--id ID --jwt-secret-raw SECRET_KEY | --jwt-secret BASE64URL] [--json]", producersCreateAbout)
+	var (
+		s                           specFlags
+		id, jwtSecret, jwtSecretRaw string
+	)
 	s.flags(c.fs)
+	c.fs.String(&id, "id", "", "", "import a client under the id it has elsewhere (1-128 of A-Z a-z 0-9 . _ -; not prd_…): the sub of its tokens")
+	c.fs.String(&jwtSecret, "jwt-secret", "", "", "import the client's HS256 key: its bytes in base64url")
+	c.fs.String(&jwtSecretRaw, "jwt-secret-raw", "", "", "import the client's HS256 key as it uses it (The Eye's secret_key): the string's bytes are the key")
 	_, cl, err := c.parse(args, 0, "")
 	if err != nil {
 		return err
@@ -207,7 +227,16 @@ func producersCreate(ctx context.Context, args []string, con Console) error {
 	if !set["name"] {
 		return c.fail(errors.New("needs --name"))
 	}
-	spec := client.ProducerSpec{Name: s.name, Rate: client.Rate{PerSecond: s.rate, Burst: s.burst}}
+	if set["jwt-secret"] && set["jwt-secret-raw"] {
+		return c.fail(errors.New("give --jwt-secret or --jwt-secret-raw, not both"))
+	}
+	if set["jwt-secret-raw"] {
+		if jwtSecretRaw == "" {
+			return c.fail(errors.New("--jwt-secret-raw is empty"))
+		}
+		jwtSecret = client.RawJWTSecret(jwtSecretRaw)
+	}
+	spec := client.ProducerSpec{Name: s.name, Rate: client.Rate{PerSecond: s.rate, Burst: s.burst}, ID: id, JWTSecret: jwtSecret}
 	if s.tags.given {
 		spec.Tags = s.tags.items
 	}

@@ -77,6 +77,10 @@ func (a *API) toProblem(r *http.Request, err error) *problem.Problem {
 		p.Owner = oe.Owner
 		p.Errors = []problem.FieldError{{Pointer: "/owns", Detail: oe.Error()}}
 		return p
+	case errors.Is(err, producer.ErrIDTaken):
+		p := problem.New(http.StatusConflict, "id-taken", err.Error())
+		p.Errors = []problem.FieldError{{Pointer: "/id", Detail: "is another producer's"}}
+		return p
 	case errors.Is(err, producer.ErrNameTaken):
 		p := problem.New(http.StatusConflict, "name-taken", err.Error())
 		p.Errors = []problem.FieldError{{Pointer: "/name", Detail: "is taken by another producer"}}
@@ -160,13 +164,17 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// createRequest is the body of POST /v1/producers.
+// createRequest is the body of POST /v1/producers. ID and JWTSecret
+// import a client of another system (The Eye) with the id and HS256 key it
+// already has; left out, both are generated.
 type createRequest struct {
-	Name   string        `json:"name"`
-	Tags   []string      `json:"tags"` // default [">"] unless scopes grant something
-	Scopes scopes        `json:"scopes"`
-	Rate   producer.Rate `json:"rate"`
-	Owns   []string      `json:"owns"`
+	Name      string        `json:"name"`
+	Tags      []string      `json:"tags"` // default [">"] unless scopes grant something
+	Scopes    scopes        `json:"scopes"`
+	Rate      producer.Rate `json:"rate"`
+	Owns      []string      `json:"owns"`
+	ID        string        `json:"id"`         // 1-128 of [A-Za-z0-9._-], not prd_…
+	JWTSecret string        `json:"jwt_secret"` // base64url of the HMAC key's bytes
 }
 
 func (a *API) create(r *http.Request) (httpserve.Reply, error) {
@@ -174,11 +182,13 @@ func (a *API) create(r *http.Request) (httpserve.Reply, error) {
 	if err := decodeBody(r, &in); err != nil {
 		return httpserve.Reply{}, err
 	}
-	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Scopes: in.Scopes.registry(), Rate: in.Rate, Owns: in.Owns})
+	p, sec, err := a.reg.Create(r.Context(), producer.Spec{Name: in.Name, Tags: in.Tags, Scopes: in.Scopes.registry(), Rate: in.Rate, Owns: in.Owns,
+		ID: in.ID, JWTSecret: in.JWTSecret})
 	if err != nil {
 		return httpserve.Reply{}, err
 	}
-	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "scopes", p.Scopes, "owns", p.Owns)
+	a.log.Info("producer created", "producer", p.ID, "name", p.Name, "tags", p.Tags, "scopes", p.Scopes, "owns", p.Owns,
+		"imported_id", in.ID != "", "imported_jwt_secret", in.JWTSecret != "")
 	v := a.view(&p)
 	v.Credentials = &sec
 	return uncached(http.StatusCreated, v), nil
