@@ -1,16 +1,26 @@
 // Package eventserver serves the HTTP API of the event server EventSync
-// replaces (streams owned by one producer, consumer offsets with explicit
-// ACK) by translating each request onto EventSync's own API:
+// replaces (streams owned by their first writer, consumer offsets with
+// explicit ACK) by translating each request onto EventSync's own API:
 //
 //	event server                                   EventSync
 //	stream                                         category
 //	event name                                     code (tag STREAM.NAME)
 //	payload                                        data
 //	event version, system, trigger                 data._version, data._system, data._trigger
-//	X-Producer-ID + Basic auth                     the producer (Basic user = producer id)
-//	second writer to a stream → 423                category owned by its first writer (--claim-on-first-write)
-//	X-Consumer-ID + stream + eventName             HTTP consumer es-<client>-<stream>-<eventName or all>-<consumer id>
+//	Basic auth                                     the client (Basic user = client id)
+//	X-Producer-ID                                  the event's source
+//	second writer to a stream → 423                category claimed by its first writer (FirstWriterOwns)
+//	X-Consumer-ID + stream + eventName             HTTP consumer es-<client>-<stream>-<eventName>-<consumer id>
 //	POST …/events/{eventID} action=ACK             acknowledge that consumer up to the event's seq
+//
+// Answers are the event server's, byte for byte: a JSON array of events,
+// the new event's id as a JSON string, "OK", and errors as JSON strings
+// ("Bad Request - <reason>", "Unauthorized", "Not Found", "Locked -
+// Second writers not allowed", "Internal Server Error - <reason>"), all
+// with Content-Type ContentType. EventSync's refusals the event server
+// did not have keep their status with a string of the same form (see
+// Status and Message). The refusals made before a handler runs (the
+// access gate's) are answered so by Refusals, which wraps the gate.
 //
 // A read covers the stream's tags that the client may read (its read
 // patterns), none other; a stream with no such tag is a 403. Consumer
@@ -18,11 +28,6 @@
 // client's id and the consumer is the client's own, so two clients using
 // the same X-Consumer-ID read and acknowledge independently, and neither
 // can move the other's offset.
-//
-// Status codes are the event server's: 200 with the new event id, 400
-// "Bad Request - <reason>", 401 for missing or wrong credentials, 404 for
-// an unknown stream or event, 423 for a second writer; and 403 for a tag
-// or a stream outside the client's patterns.
 package eventserver
 
 import (
@@ -31,24 +36,24 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/problem"
 	estream "github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
 
 // maxBody bounds a request body.
 const maxBody = 1 << 20
+
+// maxLimit is the largest limit of a read.
+const maxLimit = 10000
 
 // Server translates the event server's API onto api, an http.Handler that
 // serves EventSync's /v1 endpoints (the router the translation is mounted
@@ -67,7 +72,8 @@ func (s *Server) Mount(r chi.Router) {
 }
 
 // MountPublish adds the publish endpoint to r; api must serve
-// POST /v1/events (the ingest service mounts it).
+// POST /v1/events (the ingest service mounts it) and check the category
+// owner when FirstWriterOwns.
 func (s *Server) MountPublish(r chi.Router) {
 	r.Post("/api/v1/streams/{stream}/events", s.publish)
 }
@@ -82,42 +88,19 @@ func (s *Server) MountConsume(r chi.Router) {
 	r.Post("/api/v1/streams/{stream}/events/{eventID}", s.ack)
 }
 
-// envelope is the event server's event.
-type envelope struct {
-	Event struct {
-		Name    string `json:"name"`
-		Version any    `json:"version,omitempty"`
-	} `json:"event"`
-	System  json.RawMessage `json:"system,omitempty"`
-	Trigger json.RawMessage `json:"trigger,omitempty"`
-	Payload json.RawMessage `json:"payload"`
-}
-
-// fail answers with the event server's status and a problem body whose
-// detail is its message.
-func fail(w http.ResponseWriter, status int, reason string) {
-	detail := reason
-	if status == http.StatusBadRequest {
-		detail = "Bad Request - " + reason
-	}
-	problem.Write(w, problem.New(status, "event-server", detail))
-}
-
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	stream := chi.URLParam(r, "stream")
 	if err := subject.ValidateCategory(stream); err != nil {
 		fail(w, http.StatusBadRequest, "stream "+err.Error())
 		return
 	}
-	if pid := r.Header.Get("X-Producer-ID"); pid != "" {
-		if user, _, ok := r.BasicAuth(); ok && user != pid {
-			fail(w, http.StatusBadRequest, "X-Producer-ID does not match the credentials")
-			return
-		}
+	pid := r.Header.Get("X-Producer-ID")
+	if pid == "" {
+		fail(w, http.StatusBadRequest, "X-Producer-ID is required")
+		return
 	}
 	var env envelope
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	if err := dec.Decode(&env); err != nil {
+	if err := json.NewDecoder(io.LimitReader(r.Body, maxBody)).Decode(&env); err != nil {
 		fail(w, http.StatusBadRequest, "body is not a JSON event: "+err.Error())
 		return
 	}
@@ -125,7 +108,11 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "event.name is required")
 		return
 	}
-	data, err := mergeData(env)
+	if err := subject.ValidateCode(env.Event.Name); err != nil {
+		fail(w, http.StatusBadRequest, "event.name "+err.Error())
+		return
+	}
+	d, err := data(env)
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
@@ -134,62 +121,37 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		"category": stream,
 		"code":     env.Event.Name,
 		"message":  env.Event.Name,
-		"source":   r.Header.Get("X-Producer-ID"),
-		"data":     data,
+		"source":   pid,
+		"data":     json.RawMessage(d),
 	})
 	if err != nil {
 		fail(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	res := s.call(r.Context(), r, http.MethodPost, "/v1/events", body)
-	switch res.Code {
-	case http.StatusAccepted:
-		var out struct {
-			Events []struct {
-				ID string `json:"id"`
-			} `json:"events"`
-		}
-		if err := json.Unmarshal(res.Body.Bytes(), &out); err != nil || len(out.Events) != 1 {
-			fail(w, http.StatusInternalServerError, "")
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"id": out.Events[0].ID})
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusLocked, http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusRequestEntityTooLarge:
-		copyProblem(w, res, res.Code)
-	default:
-		if res.Code >= 400 && res.Code < 500 {
-			fail(w, http.StatusBadRequest, detailOf(res))
-			return
-		}
-		copyProblem(w, res, res.Code)
+	res := s.call(withFirstWriterOwns(r.Context()), r, http.MethodPost, "/v1/events", body)
+	if res.Code != http.StatusAccepted {
+		res.fail(w)
+		return
 	}
-}
-
-// mergeData is the event's data: the payload object, with the envelope's
-// version, system and trigger kept beside it.
-func mergeData(env envelope) (map[string]json.RawMessage, error) {
-	data := map[string]json.RawMessage{}
-	if len(env.Payload) > 0 && string(env.Payload) != "null" {
-		if err := json.Unmarshal(env.Payload, &data); err != nil {
-			return nil, fmt.Errorf("payload must be a JSON object")
-		}
+	var out struct {
+		Events []struct {
+			ID string `json:"id"`
+		} `json:"events"`
 	}
-	for k, v := range map[string]json.RawMessage{"_system": env.System, "_trigger": env.Trigger} {
-		if len(v) > 0 {
-			data[k] = v
-		}
+	if err := json.Unmarshal(res.Body.Bytes(), &out); err != nil || len(out.Events) != 1 {
+		fail(w, http.StatusInternalServerError, "unexpected answer of the event intake")
+		return
 	}
-	if env.Event.Version != nil {
-		b, _ := json.Marshal(env.Event.Version)
-		data["_version"] = b
-	}
-	return data, nil
+	b, _ := marshal(out.Events[0].ID)
+	write(w, http.StatusOK, b)
 }
 
 // consumerName is the HTTP consumer behind an event-server consumer of the
 // client client (empty with authentication off: the name is then the one
 // consumers had before they were per client). Consumer names allow 1-64
-// of [A-Za-z0-9_-], so long or unusual parts are hashed.
+// of [A-Za-z0-9_-], so long or unusual parts are hashed. An empty
+// eventName ("all") names the consumers of reads without one, which
+// earlier versions allowed: an ACK still finds them.
 func consumerName(client, stream, eventName, consumerID string) string {
 	if eventName == "" {
 		eventName = "all"
@@ -238,91 +200,76 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "stream "+err.Error())
 		return
 	}
+	q := r.URL.Query()
+	eventName := q.Get("eventName")
+	if eventName == "" {
+		fail(w, http.StatusBadRequest, "eventName is required")
+		return
+	}
+	if err := subject.ValidateCode(eventName); err != nil {
+		fail(w, http.StatusBadRequest, "eventName "+err.Error())
+		return
+	}
+	if q.Get("limit") == "" {
+		fail(w, http.StatusBadRequest, "limit is required")
+		return
+	}
+	limit, err := strconv.Atoi(q.Get("limit"))
+	if err != nil || limit < 1 || limit > maxLimit {
+		fail(w, http.StatusBadRequest, "limit must be an integer from 1 to "+strconv.Itoa(maxLimit))
+		return
+	}
 	cid := r.Header.Get("X-Consumer-ID")
 	if cid == "" {
 		fail(w, http.StatusBadRequest, "X-Consumer-ID is required")
 		return
 	}
-	q := r.URL.Query()
-	eventName := q.Get("eventName")
-	pattern := stream + ".*"
-	if eventName != "" {
-		if err := subject.ValidateCode(eventName); err != nil {
-			fail(w, http.StatusBadRequest, "eventName "+err.Error())
-			return
-		}
-		pattern = stream + "." + eventName
-	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			fail(w, http.StatusBadRequest, "limit must be 1 to 10000")
-			return
-		}
-		limit = n
-	}
 	p := access.From(r.Context())
-	tags := estream.LimitPatterns([]string{pattern}, p.Restrict(access.Read))
+	tags := estream.LimitPatterns([]string{stream + "." + eventName}, p.Restrict(access.Read))
 	if len(tags) == 0 {
-		fail(w, http.StatusForbidden, "stream "+stream+" is outside the client's read patterns")
+		fail(w, http.StatusForbidden, "events "+eventName+" of stream "+stream+" are outside the client's read patterns")
 		return
 	}
-	if !s.streamExists(r, stream) {
-		fail(w, http.StatusNotFound, "unknown stream "+stream)
+	if exists, res := s.streamExists(r, stream); res != nil {
+		res.fail(w)
+		return
+	} else if !exists {
+		fail(w, http.StatusNotFound, "")
 		return
 	}
 	name := consumerName(p.ID, stream, eventName, cid)
 	ctx := consumerContext(r.Context(), tags)
 	def, _ := json.Marshal(map[string]any{"tags": tags, "start": "all"})
 	if res := s.call(ctx, r, http.MethodPut, "/v1/consumers/"+name, def); res.Code >= 300 {
-		copyProblem(w, res, res.Code)
+		res.fail(w)
 		return
 	}
 	res := s.call(ctx, r, http.MethodGet, "/v1/consumers/"+name+"/events?limit="+strconv.Itoa(limit)+"&wait=0s", nil)
 	if res.Code != http.StatusOK {
-		copyProblem(w, res, res.Code)
+		res.fail(w)
 		return
 	}
 	var page struct {
-		Events []struct {
-			ID        string                     `json:"id"`
-			Seq       uint64                     `json:"seq"`
-			Code      string                     `json:"code"`
-			Timestamp time.Time                  `json:"timestamp"`
-			Data      map[string]json.RawMessage `json:"data"`
-		} `json:"events"`
+		Events []stored `json:"events"`
 	}
 	if err := json.Unmarshal(res.Body.Bytes(), &page); err != nil {
-		fail(w, http.StatusInternalServerError, "")
+		fail(w, http.StatusInternalServerError, "unexpected answer of the consumer")
 		return
 	}
-	out := make([]map[string]any, 0, len(page.Events))
+	out := make([]outEvent, 0, len(page.Events))
 	for _, e := range page.Events {
-		payload := map[string]json.RawMessage{}
-		ev := map[string]any{"name": e.Code}
-		item := map[string]any{"id": e.ID, "seq": e.Seq, "timestamp": e.Timestamp, "event": ev}
-		for k, v := range e.Data {
-			switch k {
-			case "_version":
-				ev["version"] = v
-			case "_system":
-				item["system"] = v
-			case "_trigger":
-				item["trigger"] = v
-			default:
-				payload[k] = v
-			}
-		}
-		item["payload"] = payload
-		out = append(out, item)
+		out = append(out, render(e))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"events": out})
+	b, err := marshal(out)
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "an event could not be encoded")
+		return
+	}
+	write(w, http.StatusOK, b)
 }
 
 func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	stream, eventID := chi.URLParam(r, "stream"), chi.URLParam(r, "eventID")
-	cid := r.Header.Get("X-Consumer-ID")
 	if err := r.ParseForm(); err != nil {
 		fail(w, http.StatusBadRequest, "form: "+err.Error())
 		return
@@ -331,6 +278,7 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "action must be ACK")
 		return
 	}
+	cid := r.Header.Get("X-Consumer-ID")
 	if cid == "" {
 		fail(w, http.StatusBadRequest, "X-Consumer-ID is required")
 		return
@@ -344,12 +292,8 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.call(r.Context(), r, http.MethodGet, "/v1/events/"+url.PathEscape(eventID), nil)
-	if res.Code == http.StatusNotFound {
-		fail(w, http.StatusNotFound, "unknown event "+eventID)
-		return
-	}
 	if res.Code != http.StatusOK {
-		copyProblem(w, res, res.Code)
+		res.fail(w)
 		return
 	}
 	var e struct {
@@ -358,11 +302,12 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		Code     string `json:"code"`
 	}
 	if err := json.Unmarshal(res.Body.Bytes(), &e); err != nil || e.Category != stream {
-		fail(w, http.StatusNotFound, "unknown event "+eventID+" in stream "+stream)
+		fail(w, http.StatusNotFound, "") // an event of another stream
 		return
 	}
 	// The consumer that read it was named after the event name it asked
-	// for, or none: acknowledge whichever exists.
+	// for, or, before eventName was required, none: acknowledge whichever
+	// exists.
 	body, _ := json.Marshal(map[string]uint64{"seq": e.Seq})
 	acked := false
 	client := access.From(r.Context()).ID
@@ -373,27 +318,31 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		case res.Code < 300:
 			acked = true
 		default:
-			copyProblem(w, res, res.Code)
+			res.fail(w)
 			return
 		}
 	}
 	if !acked {
-		fail(w, http.StatusNotFound, "consumer "+cid+" has not read stream "+stream)
+		fail(w, http.StatusNotFound, "") // the consumer has not read the stream
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": eventID, "status": "ACK"})
+	writeString(w, http.StatusOK, answerOK)
 }
 
-// streamExists reports whether a stream (category) has events.
-func (s *Server) streamExists(r *http.Request, stream string) bool {
+// streamExists reports whether a stream (category) has events the client
+// may read; a refusal of the store is returned instead.
+func (s *Server) streamExists(r *http.Request, stream string) (bool, *recorder) {
 	res := s.call(r.Context(), r, http.MethodGet, "/v1/events?category="+url.QueryEscape(stream)+"&order=desc&limit=1", nil)
 	if res.Code != http.StatusOK {
-		return true // let the consumer read decide
+		return false, res
 	}
 	var page struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	return json.Unmarshal(res.Body.Bytes(), &page) == nil && len(page.Events) > 0
+	if err := json.Unmarshal(res.Body.Bytes(), &page); err != nil {
+		return false, &recorder{Code: http.StatusInternalServerError, header: http.Header{}}
+	}
+	return len(page.Events) > 0, nil
 }
 
 // call serves one translated request of orig with ctx (orig's context, or
@@ -404,9 +353,10 @@ func (s *Server) call(ctx context.Context, orig *http.Request, method, target st
 	ctx = context.WithValue(ctx, chi.RouteCtxKey, nil)
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
-		return &recorder{Code: http.StatusBadRequest, header: http.Header{}}
+		return &recorder{Code: http.StatusInternalServerError, header: http.Header{}}
 	}
 	req.RequestURI = target
+	req.RemoteAddr = orig.RemoteAddr
 	req.Header.Set("Content-Type", "application/json")
 	if a := orig.Header.Get("Authorization"); a != "" {
 		req.Header.Set("Authorization", a)
@@ -437,37 +387,7 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.Body.Write(b)
 }
 
-func detailOf(res *recorder) string {
-	var p problem.Problem
-	if json.Unmarshal(res.Body.Bytes(), &p) == nil && p.Detail != "" {
-		if len(p.Errors) > 0 {
-			return p.Errors[0].Pointer + " " + p.Errors[0].Detail
-		}
-		return p.Detail
-	}
-	return http.StatusText(res.Code)
-}
-
-// copyProblem answers with the translated request's problem under status.
-func copyProblem(w http.ResponseWriter, res *recorder, status int) {
-	var p problem.Problem
-	if json.Unmarshal(res.Body.Bytes(), &p) != nil {
-		p = *problem.New(status, "event-server", http.StatusText(status))
-	}
-	p.Status = status
-	if v := res.Header().Get("WWW-Authenticate"); v != "" {
-		p.Challenge = v
-	}
-	if v := res.Header().Get("Retry-After"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			p.RetryAfter = time.Duration(n) * time.Second
-		}
-	}
-	problem.Write(w, &p)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+// fail answers the translated request's refusal as the event server's.
+func (r *recorder) fail(w http.ResponseWriter) {
+	failWith(w, parseProblem(r.Code, r.Body.Bytes()), r.header)
 }

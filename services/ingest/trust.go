@@ -10,6 +10,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/eventserver"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -62,7 +63,7 @@ type Trust struct {
 	Limits  limiter       // nil: no rate limits
 	Seen    toucher       // nil: last-seen times are not kept
 	// ClaimOnFirstWrite makes the first producer to write a category its
-	// owner.
+	// owner. Publishes of the event server's API claim so without it.
 	ClaimOnFirstWrite bool
 }
 
@@ -147,7 +148,10 @@ func (s *Service) admit(ctx context.Context, p *producer.Producer, events []even
 
 // checkOwner answers 423 when another producer owns the category or one
 // of its dot-prefixes (ownership covers sub-categories), and claims a
-// category nobody's claim covers when ClaimOnFirstWrite is on. A claim
+// category nobody's claim covers when ClaimOnFirstWrite is on, or for a
+// publish of the event server's API, whose streams belong to their first
+// writer (eventserver.FirstWriterOwns: set in the context by the
+// translation, which calls ingest in-process; no client can set it). A claim
 // refused because another producer owns a sub-category leaves the
 // category unowned and the write admitted: that producer does not own
 // what is written.
@@ -156,7 +160,7 @@ func (s *Service) checkOwner(ctx context.Context, p *producer.Producer, category
 		return nil
 	}
 	owner, owned, mine := s.coveringOwner(category, p.ID)
-	if owner == "" && !mine && s.trust.ClaimOnFirstWrite {
+	if owner == "" && !mine && (s.trust.ClaimOnFirstWrite || eventserver.FirstWriterOwns(ctx)) {
 		var err error
 		owner, err = s.trust.Owners.Claim(ctx, category, p.ID)
 		switch {

@@ -9,16 +9,21 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
 )
 
-// TestEventServerCompatibility drives the replaced event server's API:
-// a stream owned by its first writer, consumer offsets with explicit ACK.
+// TestEventServerCompatibility drives the replaced event server's API as
+// its old clients do, on an all-in-one without --claim-on-first-write: a
+// stream owned by its first writer, consumer offsets with explicit ACK,
+// answers byte for byte (cmd/eventsync/internal/oldclients has every
+// answer of every route).
 func TestEventServerCompatibility(t *testing.T) {
-	base := startSecured(t)
+	base := apptest.Start(t, nil, "--auth", "producers", "--admin-token", "admin-secret", "--batch-wait", "20ms").Base
 	first := createProducer(t, base, `{"name":"first","tags":[">"],"scopes":{"read":[">"]}}`)
 	second := createProducer(t, base, `{"name":"second","tags":[">"]}`)
 
-	do := func(method, path, producer, password, consumer, contentType, body string) (int, map[string]any) {
+	do := func(method, path, producer, password, consumer, contentType, body string) (int, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		if contentType != "" {
@@ -37,67 +42,69 @@ func TestEventServerCompatibility(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		var out map[string]any
-		_ = json.Unmarshal(b, &out)
-		return resp.StatusCode, out
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusUnauthorized && ct != "application/json; charset=utf-8" {
+			t.Errorf("%s %s: Content-Type = %q; want application/json; charset=utf-8", method, path, ct)
+		}
+		return resp.StatusCode, string(b)
 	}
 	const ev = `{"event":{"name":"CREATED","version":2},"system":{"host":"a1"},"trigger":{"user":"u"},"payload":{"order":42}}`
 
-	status, out := do("POST", "/api/v1/streams/ORDERS/events", first.id, first.password, "", "application/json", ev)
-	if status != 200 || out["id"] == nil {
-		t.Fatalf("first writer = %d %v; want 200 with the new id", status, out)
+	status, body := do("POST", "/api/v1/streams/ORDERS/events", first.id, first.password, "", "application/json", ev)
+	var id string
+	if err := json.Unmarshal([]byte(body), &id); status != 200 || err != nil || id == "" {
+		t.Fatalf("first writer = %d %s; want 200 with the new id as a JSON string", status, body)
 	}
-	id := out["id"].(string)
-	if status, out := do("POST", "/api/v1/streams/ORDERS/events", second.id, second.password, "", "application/json", ev); status != 423 {
-		t.Errorf("second writer = %d %v; want 423", status, out)
+	if status, body := do("POST", "/api/v1/streams/ORDERS/events", second.id, second.password, "", "application/json", ev); status != 423 || body != `"Locked - Second writers not allowed"` {
+		t.Errorf("second writer = %d %s; want 423 \"Locked - Second writers not allowed\"", status, body)
 	}
 	if status, _ := do("POST", "/api/v1/streams/ORDERS/events", "", "", "", "application/json", ev); status != 401 {
 		t.Errorf("no credentials = %d; want 401", status)
 	}
-	if status, out := do("POST", "/api/v1/streams/ORDERS/events", first.id, first.password, "", "application/json", `{"event":{}}`); status != 400 || !strings.HasPrefix(out["detail"].(string), "Bad Request - ") {
-		t.Errorf("no event name = %d %v; want 400 Bad Request - …", status, out)
+	if status, body := do("POST", "/api/v1/streams/ORDERS/events", first.id, first.password, "", "application/json", `{"event":{}}`); status != 400 || body != `"Bad Request - event.name is required"` {
+		t.Errorf("no event name = %d %s; want 400 \"Bad Request - event.name is required\"", status, body)
 	}
 
 	// A consumer reads the event until it acknowledges it.
-	read := func() []any {
+	const readPath = "/api/v1/streams/ORDERS/events?eventName=CREATED&limit=10"
+	read := func() string {
 		t.Helper()
-		var events []any
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-			status, out := do("GET", "/api/v1/streams/ORDERS/events?eventName=CREATED&limit=10", first.id, first.password, "c1", "", "")
+			status, body := do("GET", readPath, first.id, first.password, "c1", "", "")
 			if status == 404 {
 				continue // not stored yet
 			}
 			if status != 200 {
-				t.Fatalf("read = %d %v", status, out)
+				t.Fatalf("read = %d %s", status, body)
 			}
-			events, _ = out["events"].([]any)
-			return events
+			return body
 		}
 		t.Fatal("stream ORDERS never appeared")
-		return nil
+		return ""
 	}
-	got := read()
-	if len(got) != 1 {
-		t.Fatalf("read = %v; want the one event", got)
+	want := `[{"eventId":"` + id + `","event":{"name":"CREATED","version":2,"id":"` + id + `"},"system":{"host":"a1"},"trigger":{"user":"u"},"payload":{"order":42}}]`
+	if got := read(); got != want {
+		t.Fatalf("read = %s; want %s", got, want)
 	}
-	e := got[0].(map[string]any)
-	if e["id"] != id || e["event"].(map[string]any)["name"] != "CREATED" || e["payload"].(map[string]any)["order"] != float64(42) || e["system"] == nil {
-		t.Errorf("event = %v; want the event server's shape with payload, system and name", e)
-	}
-	if again := read(); len(again) != 1 {
-		t.Errorf("unacknowledged read again = %v; want the same event", again)
+	if again := read(); again != want {
+		t.Errorf("unacknowledged read again = %s; want the same event", again)
 	}
 	form := url.Values{"action": {"ACK"}}.Encode()
-	if status, out := do("POST", "/api/v1/streams/ORDERS/events/"+id, first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 200 {
-		t.Fatalf("ACK = %d %v", status, out)
+	if status, _ := do("POST", "/api/v1/streams/ORDERS/events/"+id, first.id, "wrong", "c1", "application/x-www-form-urlencoded", form); status != 401 {
+		t.Errorf("ACK with a wrong password = %d; want 401", status)
 	}
-	if after := read(); len(after) != 0 {
-		t.Errorf("read after ACK = %v; want nothing", after)
+	if status, _ := do("GET", readPath, first.id, "wrong", "c1", "", ""); status != 401 {
+		t.Errorf("read with a wrong password = %d; want 401", status)
 	}
-	if status, _ := do("GET", "/api/v1/streams/NOPE/events", first.id, first.password, "c1", "", ""); status != 404 {
-		t.Errorf("unknown stream = %d; want 404", status)
+	if status, body := do("POST", "/api/v1/streams/ORDERS/events/"+id, first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 200 || body != `"OK"` {
+		t.Fatalf("ACK = %d %s; want 200 \"OK\"", status, body)
 	}
-	if status, _ := do("POST", "/api/v1/streams/ORDERS/events/no-such-event", first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 404 {
-		t.Errorf("ACK of an unknown event = %d; want 404", status)
+	if after := read(); after != `[]` {
+		t.Errorf("read after ACK = %s; want []", after)
+	}
+	if status, body := do("GET", "/api/v1/streams/NOPE/events?eventName=CREATED&limit=10", first.id, first.password, "c1", "", ""); status != 404 || body != `"Not Found"` {
+		t.Errorf("unknown stream = %d %s; want 404 \"Not Found\"", status, body)
+	}
+	if status, body := do("POST", "/api/v1/streams/ORDERS/events/no-such-event", first.id, first.password, "c1", "application/x-www-form-urlencoded", form); status != 404 || body != `"Not Found"` {
+		t.Errorf("ACK of an unknown event = %d %s; want 404 \"Not Found\"", status, body)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,18 +90,37 @@ func TestEventServerPublish(t *testing.T) {
 	ns := natstest.Start(t)
 	p := servicetest.Start(t, run, map[string]string{"NATS_URL": ns.URL(), "AUTH": "none", "LOG_LEVEL": "warn"})
 	p.WaitReady(t, 20*time.Second)
-	body := `{"event":{"name":"CREATED","version":1},"payload":{"order":7}}`
-	resp, err := http.Post(p.Base+"/api/v1/streams/ORDERS/events", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	post := func(producerID string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, p.Base+"/api/v1/streams/ORDERS/events", strings.NewReader(`{"event":{"name":"CREATED","version":1},"payload":{"order":7}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json; charset=utf-8")
+		if producerID != "" {
+			req.Header.Set("X-Producer-ID", producerID)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("POST event server event = %d %s; want 200", resp.StatusCode, b)
+	resp, body := post("producer-1")
+	var id string
+	if err := json.Unmarshal([]byte(body), &id); resp.StatusCode != http.StatusOK || err != nil || id == "" || body != `"`+id+`"` {
+		t.Errorf("POST event server event = %d %s; want 200 with the new id as a JSON string", resp.StatusCode, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Errorf("Content-Type = %q; want application/json; charset=utf-8", ct)
 	}
 	if resp.Header.Get("X-Request-ID") == "" {
 		t.Error("no X-Request-ID")
+	}
+	if resp, body := post(""); resp.StatusCode != http.StatusBadRequest || body != `"Bad Request - X-Producer-ID is required"` {
+		t.Errorf("POST without X-Producer-ID = %d %s; want 400 \"Bad Request - X-Producer-ID is required\"", resp.StatusCode, body)
 	}
 }
 
