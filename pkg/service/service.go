@@ -66,8 +66,10 @@ type Deps struct {
 // its routes; Run blocks until ctx is done and returns nil on a clean stop.
 //
 // A part may also implement Ready(ctx) error, which blocks until it can
-// serve (the process is not ready before), and MaxBody() int64, the
-// largest request body its routes accept.
+// serve (the process is not ready before), MaxBody() int64, the largest
+// request body its routes accept, and WrapRouter(http.Handler)
+// http.Handler, which wraps the whole router, outside the gate (an old
+// API answering the gate's refusals in its own format).
 type Part interface {
 	Flags(fs *conf.Set)
 	Validate() error
@@ -368,10 +370,16 @@ func (p *Process) Run(ctx context.Context) error {
 			return err
 		}
 		r := p.router(d.Gate)
+		var h http.Handler = r
 		for _, part := range p.p.Parts {
 			part.Mount(r)
+			if w, ok := part.(interface {
+				WrapRouter(http.Handler) http.Handler
+			}); ok {
+				h = w.WrapRouter(h)
+			}
 		}
-		p.setHandler(r)
+		p.setHandler(h)
 		p.routes = r
 		g.Go(func() error { return d.Gate.Run(gctx) })
 		for _, part := range p.p.Parts {

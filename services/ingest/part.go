@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventserver"
+	"github.com/eventsync/eventsync/pkg/logsync"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/stream"
+	"github.com/eventsync/eventsync/pkg/theeye"
 	"github.com/eventsync/eventsync/services/ingest/internal/portals"
 )
 
@@ -69,13 +72,25 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 	return nil
 }
 
-// Mount adds the event intake, the admin APIs and the event server's
-// publish endpoint to r.
+// Mount adds the event intake, the admin APIs and the publish endpoints
+// of the event server and the log-sync service to r.
 func (p *Part) Mount(r chi.Router) {
 	p.svc.Mount(r)
 	p.guard.Mount(r)
 	eventserver.New(r).MountPublish(r)
 	p.portals.Mount(r, p.svc)
+	logsync.New(p.internal()).MountPublish(r)
+	theeye.New(p.svc).Mount(r)
+}
+
+// internal is the router the log-sync service's translated requests go
+// to: ingest's endpoints without the gate, which the original request
+// has passed. They run as its client, and credentials are not checked
+// twice (a JWT's jti would be a replay the second time).
+func (p *Part) internal() chi.Router {
+	r := chi.NewRouter()
+	p.svc.Mount(r)
+	return r
 }
 
 // Run serves the NATS request path and keeps the registries current
@@ -117,3 +132,7 @@ func microVersion(v string) string {
 	}
 	return v
 }
+
+// WrapRouter answers the refusals of the event server's routes (the
+// gate's 401 and 403, a 405) in the event server's format.
+func (p *Part) WrapRouter(h http.Handler) http.Handler { return eventserver.Refusals(h) }

@@ -4,20 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/collector"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventserver"
+	"github.com/eventsync/eventsync/pkg/logsync"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
 
 // Part is the query service as a part of an EventSync process (see
 // package service): reads of the event store and the delivery audit, the
-// named consumers and the live tail, and the event server's read and ACK
-// endpoints.
+// named consumers and the live tail, the event server's read and ACK
+// endpoints, and the log-sync service's read.
 type Part struct {
 	svc    *Service
 	live   *Live
@@ -60,15 +63,18 @@ func (p *Part) Mount(r chi.Router) {
 	if p.tokens != nil {
 		p.tokens.Mount(r)
 	}
-	eventserver.New(p.internal()).MountConsume(r)
+	api := p.internal()
+	eventserver.New(api).MountConsume(r)
+	logsync.New(api).MountRead(r)
+	collector.New(api).Mount(r)
 }
 
-// internal is the router the event server's translated requests go to:
-// the same endpoints without the gate, which the original request has
-// passed. They run as its principal (the event server narrows it), so a
-// client with read scope reads through a named consumer without the
-// consume scope, and credentials are not checked twice (a JWT's jti would
-// be a replay the second time).
+// internal is the router the translated requests of the event server and
+// the log-sync service go to: the same endpoints without the gate, which
+// the original request has passed. They run as its principal (the event
+// server narrows it), so a client with read scope reads through a named
+// consumer without the consume scope, and credentials are not checked
+// twice (a JWT's jti would be a replay the second time).
 func (p *Part) internal() chi.Router {
 	r := chi.NewRouter()
 	p.svc.Mount(r)
@@ -78,3 +84,7 @@ func (p *Part) internal() chi.Router {
 
 // Run ends open live tails when ctx is done.
 func (p *Part) Run(ctx context.Context) error { return p.live.Run(ctx) }
+
+// WrapRouter answers the refusals of the event server's routes (the
+// gate's 401 and 403, a 405) in the event server's format.
+func (p *Part) WrapRouter(h http.Handler) http.Handler { return eventserver.Refusals(h) }

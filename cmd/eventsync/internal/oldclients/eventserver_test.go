@@ -139,17 +139,26 @@ func esExact(t *testing.T, what string, r esReply, status int, body string) {
 }
 
 // esGate checks a refusal the access gate makes before the event
-// server's handler runs: its status, and a 401's challenge. Its body is
-// the event server's JSON string once eventserver.Refusals wraps the
-// gate, which the process's router does not do yet (see the doc's "What
-// differs"); until then it is EventSync's problem.
+// server's handler runs, which eventserver.Refusals (wrapped around the
+// process's router by the ingest and query parts) answers in the event
+// server's format: "Unauthorized" with its challenge, or "Forbidden - …".
 func esGate(t *testing.T, what string, r esReply, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Errorf("%s = %d %s; want %d", what, r.status, r.body, status)
 	}
-	if status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
-		t.Errorf("%s: a 401 without WWW-Authenticate", what)
+	switch status {
+	case http.StatusUnauthorized:
+		if r.body != `"Unauthorized"` || r.header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s = %s (WWW-Authenticate %q); want \"Unauthorized\" with a challenge", what, r.body, r.header.Get("WWW-Authenticate"))
+		}
+	case http.StatusForbidden:
+		if !strings.HasPrefix(r.body, `"Forbidden - `) {
+			t.Errorf("%s = %s; want \"Forbidden - <reason>\"", what, r.body)
+		}
+	}
+	if ct := r.header.Get("Content-Type"); ct != eventserver.ContentType {
+		t.Errorf("%s: Content-Type = %q; want %q", what, ct, eventserver.ContentType)
 	}
 }
 
