@@ -19,15 +19,13 @@ import (
 
 // Mount adds the ingest endpoints to r.
 func (s *Service) Mount(r chi.Router) {
-	r.Post("/v1/events", s.handleEvents(false, false))
+	r.Post("/v1/events", s.handleEvents(false))
 	// Validate and check permissions without publishing (also
 	// POST /v1/events?dry_run=true).
-	r.Post("/v1/events:validate", s.handleEvents(false, true))
-	// The log-sync service's endpoint: one event per request.
-	r.Post("/internal/log", s.handleEvents(true, false))
+	r.Post("/v1/events:validate", s.handleEvents(true))
 }
 
-func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
+func (s *Service) handleEvents(validateOnly bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		dryRun := validateOnly
 		// The gate authenticated the request before its body was read.
@@ -54,7 +52,7 @@ func (s *Service) handleEvents(single, validateOnly bool) http.HandlerFunc {
 			problem.Write(w, s.reject(err))
 			return
 		}
-		resp, err := s.ingest(r.Context(), request{producer: p, body: body, format: f, single: single, dryRun: dryRun})
+		resp, err := s.ingest(r.Context(), request{producer: p, body: body, format: f, dryRun: dryRun})
 		if err != nil {
 			problem.Write(w, err)
 			return

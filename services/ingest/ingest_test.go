@@ -221,9 +221,6 @@ func TestAcceptedEventsAreDurableWithTheirSeq(t *testing.T) {
 		{"ndjson", "/v1/events", "application/x-ndjson",
 			"{\"tag\":\"A.B\",\"message\":\"1\"}\n\n{\"tag\":\"A.C\",\"message\":\"2\",\"name\":\"legacy\"}\n",
 			[]string{"A.B", "A.C"}},
-		{"log-sync endpoint", "/internal/log", "application/json",
-			`{"tag":"LEGACY.LOG","message":"from the old service"}`,
-			[]string{"LEGACY.LOG"}},
 	}
 	var next uint64 = 1
 	for _, tt := range tests {
@@ -301,8 +298,8 @@ func TestBadRequestsAreRejectedAndPublishNothing(t *testing.T) {
 			`[{"tag":"A.B","message":"ok"},{"tag":"A.B","message":"x"},{"tag":"A.B","message":"y"},{"tag":"A.B","message":"z","timestamp":"` + future + `"}]`,
 			422, []string{"/3/timestamp"}},
 		{"several invalid", "/v1/events", "application/json",
-			`[{"category":"BAD CAT","code":"X","message":"m"},{"tag":"A.B"}]`,
-			422, []string{"/0/category", "/1/message"}},
+			`[{"category":"BAD CAT","code":"X","message":"m"},{"tag":"A.B","timestamp":"yesterday"}]`,
+			422, []string{"/0/category", "/1/timestamp"}},
 		{"unknown field", "/v1/events", "application/json", `{"tag":"A.B","message":"m","colour":"red"}`, 422, []string{"/colour"}},
 		{"wildcard in tag", "/v1/events", "application/json", `{"tag":"A.*","message":"m"}`, 422, []string{"/tag"}},
 		{"duplicate key", "/v1/events", "application/json", `{"tag":"A.B","message":"m","message":"n"}`, 400, nil},
@@ -311,7 +308,6 @@ func TestBadRequestsAreRejectedAndPublishNothing(t *testing.T) {
 		{"not json", "/v1/events", "application/json", `tag=A.B`, 400, nil},
 		{"too large", "/v1/events", "application/json", `{"tag":"A.B","message":"` + strings.Repeat("x", 5<<10) + `"}`, 413, nil},
 		{"unsupported media type", "/v1/events", "application/xml", `<event/>`, 415, nil},
-		{"array on log-sync endpoint", "/internal/log", "application/json", `[{"tag":"A.B","message":"m"}]`, 400, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -350,7 +346,7 @@ func TestNATSRequestPath(t *testing.T) {
 		t.Errorf("reply = %s; want 2 accepted, seqs 1 and 2", msg.Data)
 	}
 
-	msg, err = h.nc.Request(stream.IngestSubject, []byte(`{"tag":"NATS.HELLO"}`), 5*time.Second)
+	msg, err = h.nc.Request(stream.IngestSubject, []byte(`{"tag":"NATS.HELLO","timestamp":"yesterday"}`), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,8 +354,8 @@ func TestNATSRequestPath(t *testing.T) {
 		t.Errorf("error code header = %q; want 422", code)
 	}
 	var p problem.Problem
-	if err := json.Unmarshal(msg.Data, &p); err != nil || p.Status != 422 || len(p.Errors) != 1 || p.Errors[0].Pointer != "/message" {
-		t.Errorf("problem = %s (%v); want 422 naming /message", msg.Data, err)
+	if err := json.Unmarshal(msg.Data, &p); err != nil || p.Status != 422 || len(p.Errors) != 1 || p.Errors[0].Pointer != "/timestamp" {
+		t.Errorf("problem = %s (%v); want 422 naming /timestamp", msg.Data, err)
 	}
 
 	ndjson := nats.NewMsg(stream.IngestSubject)
@@ -437,7 +433,7 @@ func TestMetricsCountAcceptedAndRejected(t *testing.T) {
 	}
 	r := chi.NewRouter()
 	svc.Mount(r)
-	for _, body := range []string{`[{"tag":"A.B","message":"1"},{"tag":"A.B","message":"2"}]`, `{"tag":"A.B"}`, `{`} {
+	for _, body := range []string{`[{"tag":"A.B","message":"1"},{"tag":"A.B","message":"2"}]`, `{"tag":"A.B","timestamp":"yesterday"}`, `{`} {
 		rec := httptest.NewRecorder()
 		r.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/events", bytes.NewBufferString(body)))
 	}

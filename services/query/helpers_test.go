@@ -22,6 +22,7 @@ import (
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
+	"github.com/eventsync/eventsync/pkg/logsync"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/sqlitestore"
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -168,6 +169,8 @@ func serve(t *testing.T, r reader, wm uint64) *server {
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(s.logs, t.Output()), nil))
 	router := chi.NewRouter()
 	query.New(r, s.wm, s.dwm, log).Mount(router)
+	// As the query part mounts it (there on a router without the gate).
+	logsync.New(router).MountRead(router)
 	ts := httptest.NewServer(router)
 	t.Cleanup(ts.Close)
 	s.url = ts.URL
@@ -250,6 +253,37 @@ func getProblem(s *server, path string, want int) (*problem.Problem, http.Header
 	return &p, h, string(body)
 }
 
+// getLogs fetches GET /api/logs with query and checks that the answer is
+// a JSON array (never null) of the log-sync service's entries.
+func getLogs(s *server, query string) []logsync.Entry {
+	s.t.Helper()
+	path := "/api/logs?" + query
+	status, h, body := s.get(path)
+	if status != http.StatusOK {
+		s.t.Fatalf("GET %s = %d %s; want 200", path, status, body)
+	}
+	if ct := h.Get("Content-Type"); ct != "application/json" {
+		s.t.Errorf("GET %s: Content-Type = %q; want application/json", path, ct)
+	}
+	if !bytes.HasPrefix(body, []byte("[")) {
+		s.t.Fatalf("GET %s = %s; want a JSON array", path, body)
+	}
+	var out []logsync.Entry
+	if err := json.Unmarshal(body, &out); err != nil {
+		s.t.Fatalf("GET %s: decode %s: %v", path, body, err)
+	}
+	return out
+}
+
+// logIDs returns the ids of log-sync entries in order.
+func logIDs(entries []logsync.Entry) []uint64 {
+	out := make([]uint64, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
 // seqs returns the seqs of events in order.
 func seqs(events []event.Event) []uint64 {
 	out := make([]uint64, 0, len(events))
@@ -293,7 +327,7 @@ func numbered(from, through uint64) []event.Event {
 	return out
 }
 
-// pageOf is the decoded body of /v1/events and /api/logs.
+// pageOf is the decoded body of /v1/events.
 type pageOf struct {
 	Events    []event.Event `json:"events"`
 	NextSince *uint64       `json:"next_since"`

@@ -71,8 +71,6 @@ func (s *Service) Mount(r chi.Router) {
 	r.Get("/v1/stats", s.handle(s.stats))
 	r.Get("/v1/subscriptions/{id}/deliveries", s.handle(s.subscriptionDeliveries))
 	r.Get("/v1/events/{id}/deliveries", s.handle(s.eventDeliveries))
-	// The log-sync service's endpoint.
-	r.Get("/api/logs", s.handle(s.logs))
 }
 
 // handle serves a read that answers 200 with the body h returns (see
@@ -137,22 +135,6 @@ func (s *Service) page(ctx context.Context, f eventstore.Filter) (*Page, error) 
 		p.NextSince = wm
 	}
 	return p, nil
-}
-
-func (s *Service) logs(r *http.Request) (any, error) {
-	q := r.URL.Query()
-	var f eventstore.Filter
-	var err error
-	if f.After, err = parseUint(q, "since"); err != nil {
-		return nil, problem.BadParam("since", "must be an integer")
-	}
-	if f.Limit, err = parseLimit(q, DefaultLimit); err != nil {
-		return nil, err
-	}
-	if err := limitRead(r.Context(), &f); err != nil {
-		return nil, err
-	}
-	return s.page(r.Context(), f)
 }
 
 // event answers an event outside the caller's read patterns exactly like

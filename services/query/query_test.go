@@ -1,6 +1,7 @@
 package query_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -160,45 +161,72 @@ func TestLimitBounds(t *testing.T) {
 
 func TestPaging(t *testing.T) {
 	const n = 2500
-	for _, endpoint := range []string{"/v1/events", "/api/logs"} {
-		t.Run(strings.TrimPrefix(endpoint, "/"), func(t *testing.T) {
-			forEachBackend(t, func(t *testing.T, st store) {
-				// Insert in shuffled batches: the cursor must not depend on
-				// insertion order.
-				events := numbered(1, n)
-				rand.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
-				for i := 0; i < n; i += 500 {
-					insert(t, st, events[i:i+500]...)
-				}
-				s := serve(t, st, n)
-
-				var (
-					got   []uint64
-					since uint64
-					nexts []uint64
-				)
-				for range 10 {
-					page, next := getPage(s, fmt.Sprintf("%s?since=%d&limit=1000", endpoint, since))
-					got = append(got, page...)
-					nexts = append(nexts, next)
-					if len(page) == 0 {
-						break
-					}
-					since = next
-				}
-				want := make([]uint64, n)
-				for i := range want {
-					want[i] = uint64(i + 1)
-				}
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("seqs read by following next_since (-want +got):\n%s", diff)
-				}
-				if diff := cmp.Diff([]uint64{1000, 2000, 2500, 2500}, nexts); diff != "" {
-					t.Errorf("next_since of each page (-want +got):\n%s", diff)
-				}
-			})
-		})
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
 	}
+	// seed inserts in shuffled batches: the cursor must not depend on
+	// insertion order.
+	seed := func(t *testing.T, st store) *server {
+		events := numbered(1, n)
+		rand.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+		for i := 0; i < n; i += 500 {
+			insert(t, st, events[i:i+500]...)
+		}
+		return serve(t, st, n)
+	}
+	t.Run("v1/events", func(t *testing.T) {
+		forEachBackend(t, func(t *testing.T, st store) {
+			s := seed(t, st)
+			var (
+				got   []uint64
+				since uint64
+				nexts []uint64
+			)
+			for range 10 {
+				page, next := getPage(s, fmt.Sprintf("/v1/events?since=%d&limit=1000", since))
+				got = append(got, page...)
+				nexts = append(nexts, next)
+				if len(page) == 0 {
+					break
+				}
+				since = next
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("seqs read by following next_since (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]uint64{1000, 2000, 2500, 2500}, nexts); diff != "" {
+				t.Errorf("next_since of each page (-want +got):\n%s", diff)
+			}
+		})
+	})
+	// The log-sync dashboard has no next_since: it asks for what comes
+	// after the last id it saw.
+	t.Run("api/logs", func(t *testing.T) {
+		forEachBackend(t, func(t *testing.T, st store) {
+			s := seed(t, st)
+			var (
+				got   []uint64
+				since uint64
+				sizes []int
+			)
+			for range 10 {
+				page := logIDs(getLogs(s, fmt.Sprintf("since=%d&limit=1000", since)))
+				got = append(got, page...)
+				sizes = append(sizes, len(page))
+				if len(page) == 0 {
+					break
+				}
+				since = page[len(page)-1]
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ids read by following the last id (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]int{1000, 1000, 500, 0}, sizes); diff != "" {
+				t.Errorf("sizes of the pages (-want +got):\n%s", diff)
+			}
+		})
+	})
 }
 
 func TestWatermarkCapsResults(t *testing.T) {
@@ -218,14 +246,21 @@ func TestWatermarkCapsResults(t *testing.T) {
 		}
 		check("/v1/events", []uint64{1, 2}, 2)
 		check("/v1/events?order=desc", []uint64{2, 1}, 2)
-		check("/api/logs", []uint64{1, 2}, 2)
+		checkLogs := func(query string, want []uint64) {
+			t.Helper()
+			if got := logIDs(getLogs(s, query)); !cmp.Equal(want, got, equateEmpty) {
+				t.Errorf("GET /api/logs?%s = %v; want %v", query, got, want)
+			}
+		}
+		checkLogs("", []uint64{1, 2})
+		checkLogs("since=2", nil)
 		check("/v1/events?since=2", nil, 2)
 		check("/v1/events?since=4", nil, 4) // a cursor ahead of the watermark stays put
 
 		insert(t, st, numbered(3, 3)...)
 		s.wm.set(5)
 		check("/v1/events?since=2", []uint64{3, 4, 5}, 5)
-		check("/api/logs?since=2", []uint64{3, 4, 5}, 5)
+		checkLogs("since=2", []uint64{3, 4, 5})
 		check("/v1/events?order=desc", []uint64{5, 4, 3, 2, 1}, 5)
 
 		s.wm.set(0)
@@ -352,27 +387,51 @@ func TestEventsBody(t *testing.T) {
 	})
 }
 
+// TestLogs: GET /api/logs answers the log-sync service's array: ids
+// (seqs) after since, ascending, at most limit (default 100), each with
+// the category the emitter sent, the message and the time EventSync
+// received the event.
 func TestLogs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st store) {
-		s := seed(t, st, fixtures()...)
+		kept := mkEvent(7, "page_20interaction.EVENT", "", "", event.Info, t0)
+		kept.Data = json.RawMessage(`{"_category":"page interaction","x":1}`)
+		kept.ReceivedAt = time.Date(2025, 3, 1, 10, 6, 7, 123456000, time.UTC)
+		// Another client's _category that does not give the tag is not shown.
+		spoof := mkEvent(8, "A.B", "", "", event.Info, t0)
+		spoof.Data = json.RawMessage(`{"_category":"SOMETHING.ELSE"}`)
+		s := seed(t, st, append(fixtures(), kept, spoof)...)
 		tests := []struct {
-			query    string
-			want     []uint64
-			wantNext uint64
+			query string
+			want  []uint64
 		}{
-			{"", []uint64{1, 2, 3, 4, 5, 6}, 6},
-			{"since=0", []uint64{1, 2, 3, 4, 5, 6}, 6},
-			{"since=4", []uint64{5, 6}, 6},
-			{"since=6", nil, 6},
-			{"since=2&limit=2", []uint64{3, 4}, 4},
-			// The legacy endpoint knows only since and limit.
-			{"order=desc&category=DATABASE", []uint64{1, 2, 3, 4, 5, 6}, 6},
+			{"", []uint64{1, 2, 3, 4, 5, 6, 7, 8}},
+			{"since=0", []uint64{1, 2, 3, 4, 5, 6, 7, 8}},
+			{"since=", []uint64{1, 2, 3, 4, 5, 6, 7, 8}},
+			{"since=4", []uint64{5, 6, 7, 8}},
+			{"since=8", nil},
+			{"since=99", nil},
+			{"since=2&limit=2", []uint64{3, 4}},
+			// The log-sync endpoint knows only since and limit.
+			{"order=desc&category=DATABASE&tag=A.*&_=1700000000", []uint64{1, 2, 3, 4, 5, 6, 7, 8}},
 		}
 		for _, tt := range tests {
-			path := "/api/logs?" + tt.query
-			got, next := getPage(s, path)
-			if diff := cmp.Diff(tt.want, got, equateEmpty); diff != "" || next != tt.wantNext {
-				t.Errorf("GET %s = %v, next_since %d; want %v, %d", path, got, next, tt.want, tt.wantNext)
+			if got := logIDs(getLogs(s, tt.query)); !cmp.Equal(tt.want, got, equateEmpty) {
+				t.Errorf("GET /api/logs?%s = %v; want %v", tt.query, got, tt.want)
+			}
+		}
+
+		golden := []struct{ query, body string }{
+			{"since=4&limit=4", `[{"category":"TEST.FAILED","created_at":"2025-03-01T10:04:01.000000Z","id":5,"message":"event 5"},` +
+				`{"category":"DATABASE.CONNECTION_LOST","created_at":"2025-03-01T10:05:01.000000Z","id":6,"message":"event 6"},` +
+				`{"category":"page interaction","created_at":"2025-03-01T10:06:07.123456Z","id":7,"message":"event 7"},` +
+				`{"category":"A.B","created_at":"2025-03-01T10:00:01.000000Z","id":8,"message":"event 8"}]` + "\n"},
+			{"since=8", "[]\n"},
+		}
+		for _, g := range golden {
+			path := "/api/logs?" + g.query
+			status, h, body := s.get(path)
+			if status != http.StatusOK || h.Get("Content-Type") != "application/json" || string(body) != g.body {
+				t.Errorf("GET %s = %d %q %s; want 200 application/json %s", path, status, h.Get("Content-Type"), body, g.body)
 			}
 		}
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,7 +118,16 @@ func TestRoundTripAndRestart(t *testing.T) {
 			post(t, base+"/v1/events", "application/json",
 				`[{"tag":"AUTH.INVALID_TOKEN","message":"bad token","session_id":"s1","timestamp":"2026-11-23T10:00:00.000001Z"},{"tag":"TEST.NETWORK.TIMEOUT","message":"slow"}]`)
 			post(t, base+"/v1/events", "application/x-ndjson", "{\"tag\":\"DATABASE.SLOW_QUERY\",\"message\":\"q\"}\n{\"tag\":\"DATABASE.CONNECTION_LOST\",\"message\":\"again\"}\n")
-			post(t, base+"/internal/log", "application/json", `{"tag":"LEGACY.LOG","message":"old client"}`)
+			// The log-sync service's emitter: its body, its answer.
+			resp, err := http.Post(base+"/internal/log", "application/json", strings.NewReader(`{"category":"LEGACY","code":"LOG","message":"old client"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || string(b) != "{\"ok\":true}\n" {
+				t.Fatalf("POST /internal/log = %d %s; want 200 {\"ok\":true}", resp.StatusCode, b)
+			}
 
 			evs := waitFor(t, base+"/v1/events?since=0", 6)
 			for i, e := range evs {
@@ -132,7 +142,16 @@ func TestRoundTripAndRestart(t *testing.T) {
 			waitFor(t, base+"/v1/events?tag=DATABASE.*", 3)
 			waitFor(t, base+"/v1/events?tag=*.CONNECTION_LOST", 2)
 			waitFor(t, base+"/v1/events?tag=TEST.>", 1)
-			waitFor(t, base+"/api/logs?since=4", 2)
+			// The log-sync service's dashboard: an array after since.
+			type logEntry struct {
+				ID       uint64 `json:"id"`
+				Category string `json:"category"`
+				Message  string `json:"message"`
+			}
+			logs := get[[]logEntry](t, base+"/api/logs?since=4")
+			if want := []logEntry{{5, "DATABASE.CONNECTION_LOST", "again"}, {6, "LEGACY.LOG", "old client"}}; !slices.Equal(logs, want) {
+				t.Errorf("GET /api/logs?since=4 = %+v; want %+v", logs, want)
+			}
 
 			sess := get[struct{ Events []event.Event }](t, base+"/v1/sessions/s1/events")
 			if len(sess.Events) != 2 || sess.Events[0].Tag != "AUTH.INVALID_TOKEN" {

@@ -1,0 +1,97 @@
+package logsync
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"github.com/eventsync/eventsync/pkg/subject"
+)
+
+// DefaultCode is the code of an event sent with a one-token category and
+// no code (TEST → TEST.EVENT): a tag needs a category and a code.
+const DefaultCode = "EVENT"
+
+// hashSuffix is the length of "-" and 8 hex digits, which end a token
+// shortened to subject.MaxTokenLen.
+const hashSuffix = 9
+
+// Tag returns the tag of an event the emitter sent with category and code
+// (both already trimmed; code may be empty):
+//
+//	category               code      tag
+//	TEST.NETWORK           TIMEOUT   TEST.NETWORK.TIMEOUT
+//	TEST.NETWORK.TIMEOUT             TEST.NETWORK.TIMEOUT (the last token is the code)
+//	TEST                             TEST.EVENT (DefaultCode)
+//	page interaction       click     page_20interaction.click
+//	page interaction                 page_20interaction.EVENT
+//	a..b                             a_2E_2Eb.EVENT
+//
+// A category or code that is not a valid token sequence is mapped token
+// by token: every byte outside [A-Za-z0-9_-] becomes _XX (its value in
+// uppercase hex). A category with an empty token (a leading, trailing or
+// double dot) is mapped as one token, its dots included. A token longer
+// than subject.MaxTokenLen bytes is cut and ends with "-" and 8 hex digits
+// of its hash, so that different long tokens stay different. Tag does not
+// check the subject's total length (subject.MaxSubjectLen): ingest refuses
+// a longer one.
+func Tag(category, code string) string {
+	cat := mapCategory(category)
+	switch {
+	case code != "":
+		return cat + "." + token(code)
+	case strings.Contains(cat, "."):
+		return cat
+	}
+	return cat + "." + DefaultCode
+}
+
+// display is the category the log-sync service showed for category and
+// code: the category, and the code after a dot when there was one.
+func display(category, code string) string {
+	if code == "" {
+		return category
+	}
+	return category + "." + code
+}
+
+// mapCategory maps a category to one or more valid tokens.
+func mapCategory(category string) string {
+	if subject.ValidateCategory(category) == nil {
+		return category
+	}
+	toks := strings.Split(category, ".")
+	for i, t := range toks {
+		if t == "" {
+			return token(category)
+		}
+		toks[i] = token(t)
+	}
+	return strings.Join(toks, ".")
+}
+
+// token maps s to one valid token (see Tag). Valid tokens are returned as
+// they are.
+func token(s string) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	keep := 0 // the length cut to when the token is too long: whole escapes only
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('_')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&0xF])
+		}
+		if b.Len() <= subject.MaxTokenLen-hashSuffix {
+			keep = b.Len()
+		}
+	}
+	if b.Len() <= subject.MaxTokenLen {
+		return b.String()
+	}
+	h := sha256.Sum256([]byte(s))
+	return b.String()[:keep] + "-" + hex.EncodeToString(h[:4])
+}
