@@ -82,6 +82,11 @@ var Routes = []Rule{
 	// old clients: the log-sync service
 
 	// old clients: The Eye and the session collector
+	{http.MethodPost, "/events/", Write, false, "publish events (The Eye's format)"},
+	{http.MethodOptions, "/events/", Public, false, "CORS preflight of The Eye's intake (any origin)"},
+	{http.MethodGet, "/sessions/{session_id}/events", Read, false, "read a session's events (the session collector's format)"},
+	{http.MethodGet, "/categories/{category}/events", Read, false, "read a category's events (the session collector's format)"},
+	{http.MethodGet, "/events/range", Read, false, "read events in a time range (the session collector's format)"},
 
 	// old clients: the dispatcher's canonical events and inbound portals
 	{http.MethodPost, "/v1/dispatcher/events", Write, false, "publish one event (the dispatcher's canonical event)"},
