@@ -21,8 +21,9 @@
 // pointers naming The Eye's fields (/name for the code, /data for what
 // went under data._data).
 //
-// The route answers CORS requests from any origin, preflights included,
-// whatever --cors-origins says for the rest of the API.
+// The route answers CORS requests from any origin, preflights and
+// refusals included, whatever --cors-origins says for the rest of the API
+// (see CORS, which the ingest service wraps its handler with).
 package theeye
 
 import (
@@ -66,21 +67,38 @@ func New(ing ingester) *Server {
 	return &Server{api: api}
 }
 
-// Mount adds POST /events/ and its CORS preflight to r.
+// Mount adds POST /events/ to r, and OPTIONS /events/ for the preflights
+// CORS lets through (see CORS).
 func (s *Server) Mount(r chi.Router) {
-	anyOrigin := cors.Handler(cors.Options{
-		AllowedOrigins: []string{"*"},
-		AllowedMethods: []string{http.MethodPost},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
-		ExposedHeaders: []string{"X-Request-ID", "Retry-After"},
-		MaxAge:         600,
-	})
-	r.With(anyOrigin).Post(Route, s.publish)
-	r.With(anyOrigin).Options(Route, func(w http.ResponseWriter, _ *http.Request) {
-		// A preflight is answered by the CORS handler; this is a plain
-		// OPTIONS.
+	r.Post(Route, s.publish)
+	r.Options(Route, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Allow", "OPTIONS, POST")
 		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// CORS lets pages from any origin call Route, whatever --cors-origins
+// says for the rest of the API. It wraps the process's whole handler,
+// outside its middleware and the gate, so that it adds its headers to
+// every answer of the route: preflights (then answered by the process's
+// own CORS handler, or by the route's OPTIONS when the process has none),
+// 202s, and the gate's refusals (a 401 a page cannot read is a network
+// error to it). Other paths pass untouched.
+func CORS(next http.Handler) http.Handler {
+	anyOrigin := cors.Handler(cors.Options{
+		AllowedOrigins:     []string{"*"},
+		AllowedMethods:     []string{http.MethodPost},
+		AllowedHeaders:     []string{"*"},
+		ExposedHeaders:     []string{"X-Request-ID", "Retry-After", "WWW-Authenticate"},
+		MaxAge:             600,
+		OptionsPassthrough: true,
+	})(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == Route {
+			anyOrigin.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

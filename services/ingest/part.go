@@ -134,5 +134,6 @@ func microVersion(v string) string {
 }
 
 // WrapRouter answers the refusals of the event server's routes (the
-// gate's 401 and 403, a 405) in the event server's format.
-func (p *Part) WrapRouter(h http.Handler) http.Handler { return eventserver.Refusals(h) }
+// gate's 401 and 403, a 405) in the event server's format, and CORS
+// requests to The Eye's route from any origin.
+func (p *Part) WrapRouter(h http.Handler) http.Handler { return theeye.CORS(eventserver.Refusals(h)) }

@@ -318,6 +318,20 @@ func eyeSuite(t *testing.T, tg eyeTarget) {
 				t.Errorf("POST /events/ from %s: Access-Control-Allow-Origin = %q; want * or the origin", origin, o)
 			}
 		}
+		// Refusals are readable from any origin too: the gate's 401, a 422.
+		for _, c := range []struct {
+			what, auth, body string
+			status           int
+		}{
+			{"without credentials", "", `{"category":"page"}`, http.StatusUnauthorized},
+			{"with a future timestamp", app.token(t), `{"category":"page","timestamp":"2999-01-01T00:00:00Z"}`, http.StatusUnprocessableEntity},
+		} {
+			r := eyeDo(t, http.MethodPost, tg.ingest+"/events/", c.body, "Origin", "https://shop.example", "Authorization", c.auth)
+			eyeProblem(t, "POST /events/ "+c.what, r, c.status, "")
+			if o := r.header.Get("Access-Control-Allow-Origin"); o != "*" && o != "https://shop.example" {
+				t.Errorf("POST /events/ %s from another origin: Access-Control-Allow-Origin = %q; want * or the origin", c.what, o)
+			}
+		}
 	})
 
 	t.Run("a timestamp in the future", func(t *testing.T) {
@@ -410,14 +424,25 @@ func TestTheEyeServices(t *testing.T) {
 }
 
 // With --cors-origins limited to other origins, The Eye's route still
-// answers any origin's requests.
+// answers any origin's requests, preflights included.
 func TestTheEyeCORSWithOtherOrigins(t *testing.T) {
 	tg := eyeAllInOne(t, "--cors-origins", "https://dashboard.example")
 	app := eyeImport(t, tg, "eye-web", "eye-web", "the secret_key of the web client", "")
+	pre := eyeDo(t, http.MethodOptions, tg.ingest+"/events/", "",
+		"Origin", "https://shop.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type")
+	if pre.status/100 != 2 || pre.header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(strings.ToLower(pre.header.Get("Access-Control-Allow-Headers")), "authorization") {
+		t.Errorf("preflight from another origin = %d, headers %v; want 2xx allowing any origin and authorization", pre.status, pre.header)
+	}
 	r := app.post(t, tg, `{"session_id":"s","category":"page","name":"load"}`, "Origin", "https://shop.example")
 	eyeAccepted(t, "POST /events/ from another origin", r)
 	if o := r.header.Get("Access-Control-Allow-Origin"); o != "*" && o != "https://shop.example" {
 		t.Errorf("Access-Control-Allow-Origin = %q; want * or the origin", o)
+	}
+	// The rest of the API keeps the configured origins, preflights too.
+	pre = eyeDo(t, http.MethodOptions, tg.ingest+"/v1/events", "", "Origin", "https://shop.example", "Access-Control-Request-Method", "POST")
+	if o := pre.header.Get("Access-Control-Allow-Origin"); o != "" {
+		t.Errorf("preflight of /v1/events from another origin: Access-Control-Allow-Origin = %q; want none", o)
 	}
 	// The rest of the API keeps the configured origins.
 	r = eyeDo(t, http.MethodGet, tg.query+"/v1/events?since=0", "", "Authorization", "Bearer "+eyeAdminToken, "Origin", "https://shop.example")
