@@ -44,8 +44,8 @@ var reservedIDs = []string{"admin", ".", ".."}
 // ErrIDTaken is returned when an imported id is another producer's.
 var ErrIDTaken = errors.New("id is taken")
 
-// IsGenerated reports whether id has the form of a generated producer id.
-func IsGenerated(id string) bool {
+// isGenerated reports whether id has the form of a generated producer id.
+func isGenerated(id string) bool {
 	hexPart, ok := strings.CutPrefix(id, IDPrefix)
 	if !ok || len(hexPart) != 32 {
 		return false
@@ -85,7 +85,7 @@ func validImportedID(id string) string {
 // validID reports whether id has the form of a producer id, generated or
 // imported (and so has a key in the bucket).
 func validID(id string) bool {
-	return IsGenerated(id) || validImportedID(id) == ""
+	return isGenerated(id) || validImportedID(id) == ""
 }
 
 // recordKey is the bucket key of producer id's record.

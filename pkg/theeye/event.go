@@ -132,44 +132,30 @@ type member struct{ key, value string }
 // keys the translation adds itself. The object's own members are kept
 // byte for byte and in order.
 func withMembers(data jsontext.Value, add []member) jsontext.Value {
-	kind := jsontext.Kind(0)
-	if len(data) > 0 {
-		kind = data.Kind()
-	}
-	if len(add) == 0 && (kind == 0 || kind == 'n' || kind == '{' && !reservedKeys(data)) {
+	absent := len(data) == 0 || data.Kind() == 'n'
+	wrap := !absent && (data.Kind() != '{' || reservedKeys(data))
+	if len(add) == 0 && !wrap {
 		return data
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
-	for i, m := range add {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	for _, m := range add {
 		k, _ := json.Marshal(m.key)
 		v, _ := json.Marshal(m.value)
 		b.Write(k)
 		b.WriteByte(':')
 		b.Write(v)
+		b.WriteByte(',')
 	}
 	switch {
-	case kind == 0 || kind == 'n':
-	case kind == '{' && !reservedKeys(data):
-		inner := bytes.TrimSpace(data[1 : len(data)-1])
-		if len(inner) > 0 {
-			if len(add) > 0 {
-				b.WriteByte(',')
-			}
-			b.Write(inner)
-		}
-	default:
-		if len(add) > 0 {
-			b.WriteByte(',')
-		}
+	case wrap:
 		b.WriteString(`"` + KeyData + `":`)
 		b.Write(data)
+	case !absent:
+		b.Write(bytes.TrimSpace(data[1 : len(data)-1])) // the object's members
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	out := bytes.TrimSuffix(b.Bytes(), []byte(","))
+	return append(out, '}')
 }
 
 // reservedKeys reports whether the object data has one of the keys the
@@ -251,8 +237,11 @@ func Restore(e event.Event) Original {
 		return o
 	}
 	// The members other than the translation's, byte for byte and in
-	// order.
-	var rest bytes.Buffer
+	// order; or what it kept under _data.
+	var (
+		rest bytes.Buffer
+		kept json.RawMessage
+	)
 	rest.WriteByte('{')
 	for dec.PeekKind() != '}' {
 		tok, err := dec.ReadToken()
@@ -271,8 +260,7 @@ func Restore(e event.Event) Original {
 		case key == KeyName && json.Unmarshal(v, &s) == nil:
 			o.Name = s
 		case key == KeyData:
-			o.Data = json.RawMessage(bytes.Clone(v))
-			return restoreNames(o, dec)
+			kept = bytes.Clone(v)
 		default:
 			if rest.Len() > 1 {
 				rest.WriteByte(',')
@@ -285,29 +273,8 @@ func Restore(e event.Event) Original {
 	}
 	rest.WriteByte('}')
 	o.Data = rest.Bytes()
-	return o
-}
-
-// restoreNames reads the rest of an object whose data was kept under
-// _data for the category and name the translation kept.
-func restoreNames(o Original, dec *jsontext.Decoder) Original {
-	for dec.PeekKind() != '}' {
-		tok, err := dec.ReadToken()
-		if err != nil {
-			return o
-		}
-		key := tok.String() // before the next read voids tok
-		v, err := dec.ReadValue()
-		if err != nil {
-			return o
-		}
-		var s string
-		switch {
-		case key == KeyCategory && json.Unmarshal(v, &s) == nil:
-			o.Category = s
-		case key == KeyName && json.Unmarshal(v, &s) == nil:
-			o.Name = s
-		}
+	if kept != nil {
+		o.Data = kept
 	}
 	return o
 }

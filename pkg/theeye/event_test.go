@@ -223,7 +223,7 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var in body
-			err := problem.DecodeJSON(httptest.NewRequest(http.MethodPost, Route, strings.NewReader(tt.body)), &in, maxBody)
+			err := problem.DecodeJSON(httptest.NewRequest(http.MethodPost, Route, strings.NewReader(tt.body)), &in, 1<<20)
 			if tt.status == 0 {
 				if err != nil || len(in.events) != tt.events || in.batch != tt.batch {
 					t.Fatalf("decode %s = %d events, batch %t, %v; want %d, %t", tt.body, len(in.events), in.batch, err, tt.events, tt.batch)

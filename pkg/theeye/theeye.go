@@ -43,9 +43,6 @@ import (
 // Route is where The Eye's applications post their events.
 const Route = "/events/"
 
-// maxBody bounds a request body (the process's --max-body applies first).
-const maxBody = 1 << 20
-
 // ingester serves EventSync's POST /v1/events; ingest's Service.
 type ingester interface {
 	Mount(r chi.Router)
@@ -53,18 +50,19 @@ type ingester interface {
 
 // Server translates The Eye's intake onto POST /v1/events.
 type Server struct {
-	api http.Handler
+	api     http.Handler
+	maxBody int64
 }
 
 // New returns a Server that publishes through ing's POST /v1/events,
 // mounted on a router of its own without the gate: the original request
 // has passed it, and its client, in the request's context, is who the
 // events are written as (checking a JWT twice would refuse its jti as a
-// replay).
-func New(ing ingester) *Server {
+// replay). maxBody bounds a request body (ingest's --max-body).
+func New(ing ingester, maxBody int64) *Server {
 	api := chi.NewRouter()
 	ing.Mount(api)
-	return &Server{api: api}
+	return &Server{api: api, maxBody: maxBody}
 }
 
 // Mount adds POST /events/ to r, and OPTIONS /events/ for the preflights
@@ -122,7 +120,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	// The Eye took its JSON whatever the Content-Type said: so does this.
 	r.Header.Del("Content-Type")
 	var in body
-	if err := problem.DecodeJSON(r, &in, maxBody); err != nil {
+	if err := problem.DecodeJSON(r, &in, s.maxBody); err != nil {
 		problem.Write(w, err)
 		return
 	}

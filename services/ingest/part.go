@@ -80,7 +80,7 @@ func (p *Part) Mount(r chi.Router) {
 	eventserver.New(r).MountPublish(r)
 	p.portals.Mount(r, p.svc)
 	logsync.New(p.internal()).MountPublish(r)
-	theeye.New(p.svc).Mount(r)
+	theeye.New(p.svc, p.Config.MaxBody).Mount(r)
 }
 
 // internal is the router the log-sync service's translated requests go

@@ -402,6 +402,7 @@ func eyeSuite(t *testing.T, tg eyeTarget) {
 			{"bad number in data", `{"category":"page","name":"a","data":[1e999]}`, http.StatusUnprocessableEntity, "/data/0"},
 			{"second item of a batch", `[{"category":"page","name":"a"},{"category":"page","name":"` + long + `"}]`, http.StatusUnprocessableEntity, "/1/name"},
 			{"not JSON", `{"category":`, http.StatusBadRequest, ""},
+			{"over --max-body", `{"category":"page","name":"a","data":{"s":"` + strings.Repeat("x", 1<<20) + `"}}`, http.StatusRequestEntityTooLarge, ""},
 		}
 		for _, tt := range tests {
 			eyeProblem(t, "POST /events/ "+tt.name, app.post(t, tg, tt.body), tt.status, tt.pointer)
