@@ -96,6 +96,11 @@ func jsonReq(method, path, body string) req {
 
 const event = `{"tag":"DATABASE.CONNECTION_LOST","message":"matrix"}`
 
+// publicRoutes are the only routes open without a credential: the probes,
+// and the CORS preflight of The Eye's intake (browsers send no
+// credentials on a preflight).
+var publicRoutes = []string{"GET /healthz", "GET /readyz", "OPTIONS /events/"}
+
 // cases are the calls of every route in access.Routes.
 func cases() []routeCase {
 	sub := func(suffix string) func(f *fixture) req {
@@ -218,6 +223,14 @@ func cases() []routeCase {
 			return req{method: "POST", path: "/v1/dead-letters/replay?subscription=" + f.subID}
 		}},
 
+		// The Eye and the session collector.
+		{method: "POST", pattern: "/events/", call: func(*fixture) req {
+			return jsonReq("POST", "/events/", `{"session_id":"matrix-session","category":"DATABASE","name":"CONNECTION_LOST"}`)
+		}, tagged: true},
+		{method: "GET", pattern: "/sessions/{session_id}/events", call: get("/sessions/matrix-session/events")},
+		{method: "GET", pattern: "/categories/{category}/events", call: get("/categories/DATABASE/events"), tagged: true},
+		{method: "GET", pattern: "/events/range", call: get("/events/range?start_time=2026-01-01T00:00:00Z&end_time=2030-01-01T00:00:00Z")},
+
 		// The dispatcher's canonical events and inbound portals.
 		{method: "POST", pattern: "/v1/dispatcher/events", call: func(*fixture) req {
 			return jsonReq("POST", "/v1/dispatcher/events", `{"kind":"urn:x:database:connection_lost","message":"matrix"}`)
@@ -289,11 +302,16 @@ func run(t *testing.T, tg target) {
 			if _, ok := byRoute[r.Method+" "+r.Pattern]; !ok && r.Scope != access.Public {
 				t.Errorf("access.Routes has %s %s, which the matrix does not call", r.Method, r.Pattern)
 			}
+			if r.Scope == access.Public && !slices.Contains(publicRoutes, r.Method+" "+r.Pattern) {
+				t.Errorf("%s %s is public; only %q may be", r.Method, r.Pattern, publicRoutes)
+			}
 		}
 	})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		f.check(t, "public", req{method: "GET", path: path}, "", false, http.StatusOK)
 	}
+	f.check(t, "CORS preflight", req{method: "OPTIONS", path: "/events/", header: map[string]string{
+		"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}}, "", false, 0)
 	for _, c := range cases() {
 		rule, ok := lookupRule(c.method, c.pattern)
 		if !ok {
