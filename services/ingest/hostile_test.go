@@ -430,9 +430,16 @@ func hostileTrust(t *testing.T, js jetstream.JetStream) (*access.Gate, Trust) {
 	if _, err := reg.Claim(ctx, "OWNED", hostileNarrow); err != nil {
 		t.Fatal(err)
 	}
+	// The records were written to the bucket: the registry's watch loads
+	// them.
 	for _, id := range []string{hostileProducer, hostileDisabled, hostileNarrow} {
-		if _, ok := reg.Get(id); !ok {
-			t.Fatalf("producer %s not loaded", id)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if _, ok := reg.Get(id); ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("producer %s not loaded after 10s", id)
+			}
 		}
 	}
 	return gate, Trust{
