@@ -17,7 +17,6 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/event"
-	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
 )
@@ -101,7 +100,8 @@ type Result struct {
 
 // Response is the body of a 202 answer. Accepted counts the events stored
 // by this request, Duplicates those that were already stored (same id
-// inside the dedupe window); OK is always true (the log-sync API's field).
+// inside the dedupe window); OK is always true (kept for clients that
+// check it).
 type Response struct {
 	OK         bool     `json:"ok"`
 	Accepted   int      `json:"accepted"`
@@ -174,7 +174,6 @@ type request struct {
 	producer *producer.Producer // nil with auth off
 	body     []byte
 	format   event.Format
-	single   bool // the endpoint takes one event object
 	dryRun   bool // validate and check, but do not publish
 }
 
@@ -189,9 +188,6 @@ type Checked struct {
 // *Response.
 func (s *Service) ingest(ctx context.Context, req request) (any, error) {
 	events, batch, err := s.parser.ParseBody(req.body, req.format)
-	if err == nil && req.single && batch {
-		err = problem.BadRequest("this endpoint takes one event object")
-	}
 	if err == nil {
 		err = s.admit(ctx, req.producer, events, batch)
 	}

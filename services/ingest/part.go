@@ -77,14 +77,15 @@ func (p *Part) Open(ctx context.Context, d service.Deps) error {
 func (p *Part) Mount(r chi.Router) {
 	p.svc.Mount(r)
 	p.guard.Mount(r)
-	eventserver.New(r).MountPublish(r)
+	internal := p.internal()
+	eventserver.New(internal).MountPublish(r)
 	p.portals.Mount(r, p.svc)
-	logsync.New(p.internal()).MountPublish(r)
+	logsync.New(internal).MountPublish(r)
 	theeye.New(p.svc, p.Config.MaxBody).Mount(r)
 }
 
-// internal is the router the log-sync service's translated requests go
-// to: ingest's endpoints without the gate, which the original request
+// internal is the router the translated requests of the event server's
+// and the log-sync service's publishes go to: ingest's endpoints without the gate, which the original request
 // has passed. They run as its client, and credentials are not checked
 // twice (a JWT's jti would be a replay the second time).
 func (p *Part) internal() chi.Router {

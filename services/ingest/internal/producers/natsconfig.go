@@ -26,7 +26,8 @@ func natsConfig(ps []*producer.Producer, owners map[string]string, direct bool) 
 	b.WriteString(`# NATS server authorization for EventSync producers: one user per enabled
 # producer (user = producer id, password = its Basic password, stored here as
 # a bcrypt hash). Producers connect with nats.UserInfo(id, password) and the
-# inbox prefix "_INBOX.<id>" (nats.CustomInboxPrefix).
+# inbox prefix "_INBOX.<id>" (nats.CustomInboxPrefix), the dots of an
+# imported id written as "=" ("_INBOX.app=42" for client "app.42").
 #
 # EventSync's own services have their own users with least permissions:
 # merge these users into the ones of deploy/k8s/base/nats-users.conf and
