@@ -42,6 +42,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/problem"
+	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/theeye"
 )
 
@@ -115,7 +116,7 @@ func (s *Server) category(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	category := pathParam(r, "category")
-	q.values.Set("category", theeye.CategoryToken(category))
+	q.values.Set("category", subject.MapCategory(category))
 	var page struct {
 		Events    []event.Event `json:"events"`
 		NextSince uint64        `json:"next_since"`

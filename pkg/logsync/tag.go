@@ -1,8 +1,6 @@
 package logsync
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	"github.com/eventsync/eventsync/pkg/subject"
@@ -11,10 +9,6 @@ import (
 // DefaultCode is the code of an event sent with a one-token category and
 // no code (TEST → TEST.EVENT): a tag needs a category and a code.
 const DefaultCode = "EVENT"
-
-// hashSuffix is the length of "-" and 8 hex digits, which end a token
-// shortened to subject.MaxTokenLen.
-const hashSuffix = 9
 
 // Tag returns the tag of an event the emitter sent with category and code
 // (both already trimmed; code may be empty):
@@ -36,10 +30,10 @@ const hashSuffix = 9
 // check the subject's total length (subject.MaxSubjectLen): ingest refuses
 // a longer one.
 func Tag(category, code string) string {
-	cat := mapCategory(category)
+	cat := subject.MapCategory(category)
 	switch {
 	case code != "":
-		return cat + "." + token(code)
+		return cat + "." + subject.Token(code)
 	case strings.Contains(cat, "."):
 		return cat
 	}
@@ -53,45 +47,4 @@ func display(category, code string) string {
 		return category
 	}
 	return category + "." + code
-}
-
-// mapCategory maps a category to one or more valid tokens.
-func mapCategory(category string) string {
-	if subject.ValidateCategory(category) == nil {
-		return category
-	}
-	toks := strings.Split(category, ".")
-	for i, t := range toks {
-		if t == "" {
-			return token(category)
-		}
-		toks[i] = token(t)
-	}
-	return strings.Join(toks, ".")
-}
-
-// token maps s to one valid token (see Tag). Valid tokens are returned as
-// they are.
-func token(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	keep := 0 // the length cut to when the token is too long: whole escapes only
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '_', c == '-':
-			b.WriteByte(c)
-		default:
-			b.WriteByte('_')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xF])
-		}
-		if b.Len() <= subject.MaxTokenLen-hashSuffix {
-			keep = b.Len()
-		}
-	}
-	if b.Len() <= subject.MaxTokenLen {
-		return b.String()
-	}
-	h := sha256.Sum256([]byte(s))
-	return b.String()[:keep] + "-" + hex.EncodeToString(h[:4])
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -43,45 +42,9 @@ const DefaultCode = "EVENT"
 // IDPrefix starts the ids of translated events.
 const IDPrefix = "eye-"
 
-// Token maps s onto a subject token: every byte outside [A-Za-z0-9_-]
-// becomes '_' and its two uppercase hex digits ("page interaction" →
-// "page_20interaction", "é" → "_C3_A9"). The mapping is not one to one
-// ("a_20b" is its own token), which is why the originals are kept in the
-// event's data.
-func Token(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-			b.WriteByte(c)
-		default:
-			b.WriteByte('_')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&0xf])
-		}
-	}
-	return b.String()
-}
-
-// CategoryToken is the EventSync category of a category as sent: itself
-// when it is a valid category (one or more dot-separated tokens), else
-// Token of it.
-func CategoryToken(category string) string {
-	if subject.ValidateCategory(category) == nil {
-		return category
-	}
-	return Token(category)
-}
-
 // codeOf is the EventSync code of a name as sent: itself when it is a
-// valid code, else Token of it.
-func codeOf(name string) string {
-	if subject.ValidateCode(name) == nil {
-		return name
-	}
-	return Token(name)
-}
+// valid code, else subject.Token of it.
+func codeOf(name string) string { return subject.Token(name) }
 
 // Translated is an event of The Eye as POST /v1/events takes it.
 type Translated struct {
@@ -96,8 +59,8 @@ type Translated struct {
 
 // Translate maps an event of The Eye onto an EventSync event:
 //
-//	category    the category when valid, else Token of it
-//	code        the name when valid, else Token of it; no name: EVENT
+//	category    subject.MapCategory of the category
+//	code        subject.Token of the name; no name: EVENT
 //	message     empty
 //	timestamp   as sent (EventSync parses it and refuses one in the future)
 //	session_id  as sent
@@ -110,7 +73,7 @@ func Translate(e Event) Translated {
 	t := Translated{SessionID: e.SessionID, Timestamp: e.Timestamp, ID: NaturalKey(e), Code: DefaultCode}
 	var keep []member
 	if e.Category != nil {
-		c := CategoryToken(*e.Category)
+		c := subject.MapCategory(*e.Category)
 		t.Category = &c
 		if c != *e.Category {
 			keep = append(keep, member{KeyCategory, *e.Category})

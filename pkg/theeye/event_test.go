@@ -15,34 +15,6 @@ import (
 	"github.com/eventsync/eventsync/pkg/problem"
 )
 
-func TestToken(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"page interaction", "page_20interaction"},
-		{"PAGE", "PAGE"},
-		{"a_b-c9", "a_b-c9"},
-		{"a.b", "a_2Eb"},
-		{"é", "_C3_A9"},
-		{"*>", "_2A_3E"},
-		{"", ""},
-		{"\x00\x7f\xff", "_00_7F_FF"},
-	} {
-		if got := Token(tt.in); got != tt.want {
-			t.Errorf("Token(%q) = %q; want %q", tt.in, got, tt.want)
-		}
-	}
-	for _, tt := range []struct{ in, want string }{
-		{"page interaction", "page_20interaction"},
-		{"TEST.NETWORK", "TEST.NETWORK"}, // a valid category of two tokens stays as it is
-		{"a..b", "a_2E_2Eb"},
-		{"trailing.", "trailing_2E"},
-		{"*", "_2A"},
-	} {
-		if got := CategoryToken(tt.in); got != tt.want {
-			t.Errorf("CategoryToken(%q) = %q; want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func ptr(s string) *string { return &s }
 
 // TestTranslate checks the mapping field by field, as golden JSON: what
