@@ -32,6 +32,10 @@ func TestCluster(t *testing.T) {
 	leader := c.WaitStreamLeader(t, "T")
 	publish := func(n int) {
 		t.Helper()
+		// Each phase gets its own timeout: on a loaded machine the whole
+		// test may take longer than one.
+		ctx, cancel := context.WithTimeout(t.Context(), natstest.WaitTimeout)
+		defer cancel()
 		for range n {
 			// Publish retries while the stream has no leader (no responders).
 			if _, err := js.Publish(ctx, "t.x", []byte("x"), jetstream.WithRetryAttempts(100), jetstream.WithRetryWait(50*time.Millisecond)); err != nil {
@@ -57,6 +61,8 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("restarted node: %v", err)
 	}
 	// The restarted node holds all 20 messages: ask it alone.
+	ctx, cancel = context.WithTimeout(t.Context(), natstest.WaitTimeout)
+	defer cancel()
 	checkCaughtUp(ctx, t, leader.Connect(t), 20)
 }
 

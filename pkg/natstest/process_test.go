@@ -51,6 +51,10 @@ func TestProcessCluster(t *testing.T) {
 	}
 	publish := func(n int) {
 		t.Helper()
+		// Each phase gets its own timeout: on a loaded machine the whole
+		// test may take longer than one.
+		ctx, cancel := context.WithTimeout(t.Context(), natstest.WaitTimeout)
+		defer cancel()
 		for range n {
 			// Publish retries while the stream has no leader (no
 			// responders): after a kill, until the others elect one.
@@ -94,6 +98,8 @@ func TestProcessCluster(t *testing.T) {
 		t.Fatalf("restarted node: %v", err)
 	}
 	// The restarted node holds all 20 messages: ask it alone.
+	ctx, cancel = context.WithTimeout(t.Context(), natstest.WaitTimeout)
+	defer cancel()
 	checkCaughtUp(ctx, t, leader.Connect(t), 20)
 }
 
