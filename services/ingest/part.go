@@ -138,3 +138,16 @@ func microVersion(v string) string {
 // gate's 401 and 403, a 405) in the event server's format, and CORS
 // requests to The Eye's route from any origin.
 func (p *Part) WrapRouter(h http.Handler) http.Handler { return theeye.CORS(eventserver.Refusals(h)) }
+
+// Program is the ingest service as its binary runs it: the one assembly (package
+// service) of this part, listening on :8080, with authentication on by
+// default.
+func Program(version string) service.Program {
+	return service.Program{
+		Name:        "ingest",
+		Version:     version,
+		HTTPAddr:    ":8080",
+		Parts:       []service.Part{NewPart()},
+		AuthDefault: access.AuthClients,
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -62,3 +63,16 @@ func (p *Part) Mount(r chi.Router) { p.svc.Mount(r) }
 
 // Run delivers until ctx is done.
 func (p *Part) Run(ctx context.Context) error { return p.svc.Run(ctx) }
+
+// Program is the notifier as its binary runs it: the one assembly (package
+// service) of this part, listening on :8083, with authentication on by
+// default.
+func Program(version string) service.Program {
+	return service.Program{
+		Name:        "notifier",
+		Version:     version,
+		HTTPAddr:    ":8083",
+		Parts:       []service.Part{NewPart()},
+		AuthDefault: access.AuthClients,
+	}
+}

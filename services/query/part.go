@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/collector"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/eventserver"
@@ -88,3 +89,17 @@ func (p *Part) Run(ctx context.Context) error { return p.live.Run(ctx) }
 // WrapRouter answers the refusals of the event server's routes (the
 // gate's 401 and 403, a 405) in the event server's format.
 func (p *Part) WrapRouter(h http.Handler) http.Handler { return eventserver.Refusals(h) }
+
+// Program is the query service as its binary runs it: the one assembly (package
+// service) of this part, listening on :8082, with authentication on by
+// default.
+func Program(version string) service.Program {
+	return service.Program{
+		Name:        "query",
+		Version:     version,
+		HTTPAddr:    ":8082",
+		Store:       chstore.NewOpener(chstore.DefaultDSN),
+		Parts:       []service.Part{NewPart()},
+		AuthDefault: access.AuthClients,
+	}
+}

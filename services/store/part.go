@@ -6,6 +6,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/conf"
 	"github.com/eventsync/eventsync/pkg/service"
 )
@@ -48,3 +50,17 @@ func (p *Part) Mount(chi.Router) {}
 
 // Run consumes until ctx is done.
 func (p *Part) Run(ctx context.Context) error { return p.svc.Run(ctx) }
+
+// Program is the store service as its binary runs it: the one assembly (package
+// service) of this part, listening on :8081, with authentication on by
+// default.
+func Program(version string) service.Program {
+	return service.Program{
+		Name:        "store",
+		Version:     version,
+		HTTPAddr:    ":8081",
+		Store:       chstore.NewOpener(chstore.DefaultDSN),
+		Parts:       []service.Part{NewPart()},
+		AuthDefault: access.AuthClients,
+	}
+}

@@ -20,16 +20,9 @@ import (
 	"time"
 
 	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
-	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/chtest"
-	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/problem"
-	"github.com/eventsync/eventsync/pkg/service"
-	"github.com/eventsync/eventsync/services/ingest"
-	"github.com/eventsync/eventsync/services/notifier"
 	"github.com/eventsync/eventsync/services/query"
-	"github.com/eventsync/eventsync/services/store"
 )
 
 const logSyncAdminToken = "logsync-admin-token-0123456789"
@@ -520,49 +513,13 @@ func TestLogSyncAllInOneAuth(t *testing.T) {
 // against one NATS server and ClickHouse: the emitter talks to ingest,
 // the dashboard to query.
 func TestLogSyncServices(t *testing.T) {
-	ns := natstest.Start(t)
-	dsn := chtest.DSN(t)
-	env := map[string]string{"NATS_URL": ns.URL(), "ADMIN_TOKEN": logSyncAdminToken}
-	bases := map[string]string{}
-	for _, p := range []service.Program{
-		{Name: "ingest", Parts: []service.Part{ingest.NewPart()}},
-		{Name: "store", Store: chstore.NewOpener(dsn), Parts: []service.Part{store.NewPart()}},
-		{Name: "query", Store: chstore.NewOpener(dsn), Parts: []service.Part{query.NewPart()}},
-		{Name: "notifier", Parts: []service.Part{notifier.NewPart()}},
-	} {
-		p.Version, p.HTTPAddr, p.AuthDefault = "test", "127.0.0.1:0", access.AuthClients
-		args := []string{"--log-level", "error"}
-		if p.Name == "store" {
-			args = append(args, "--batch-wait", "20ms")
-		}
-		proc, err := service.Start(t.Context(), p, args, func(k string) string { return env[k] }, io.Discard)
-		if err != nil {
-			t.Fatalf("%s: %v", p.Name, err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: %v", p.Name, err)
-			}
-		})
-		select {
-		case <-proc.Started():
-		case err := <-done:
-			t.Fatalf("%s stopped before it was ready: %v", p.Name, err)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s not ready after 60 s", p.Name)
-		}
-		bases[p.Name] = "http://" + proc.HTTPAddr()
-	}
-	tg := logSyncTarget{ingest: bases["ingest"], query: bases["query"], admin: logSyncAdminToken}
+	s := apptest.StartServices(t, map[string]string{"ADMIN_TOKEN": logSyncAdminToken})
+	tg := logSyncTarget{ingest: s.Base["ingest"], query: s.Base["query"], admin: logSyncAdminToken}
 	tg.auth = logSyncClient(t, tg, `{"name":"logsync-old-clients","tags":[">"],"scopes":{"read":[">"]}}`)
 	// Each route is served by its own service only.
 	for _, c := range []struct{ method, url string }{
-		{http.MethodGet, bases["ingest"] + "/api/logs"},
-		{http.MethodPost, bases["query"] + "/internal/log"},
+		{http.MethodGet, s.Base["ingest"] + "/api/logs"},
+		{http.MethodPost, s.Base["query"] + "/internal/log"},
 	} {
 		if r := logSyncDo(t, c.method, c.url, nil, "Authorization", tg.auth); r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
 			t.Errorf("%s %s = %d; want it served elsewhere (404 or 405)", c.method, c.url, r.status)

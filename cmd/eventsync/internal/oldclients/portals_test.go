@@ -2,7 +2,6 @@ package oldclients
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,15 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
-	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/chstore"
-	"github.com/eventsync/eventsync/pkg/chtest"
-	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/pkg/webhook"
-	"github.com/eventsync/eventsync/services/ingest"
-	"github.com/eventsync/eventsync/services/query"
-	"github.com/eventsync/eventsync/services/store"
 )
 
 const portalsAdminToken = "portals-admin-token-0123456789"
@@ -540,56 +531,21 @@ func TestDispatcherEvents(t *testing.T) {
 // separately (ingest, store, query) against one NATS server and
 // ClickHouse, as their binaries assemble them.
 func TestPortalsServices(t *testing.T) {
-	ns := natstest.Start(t)
-	dsn := chtest.DSN(t)
-	env := map[string]string{"NATS_URL": ns.URL(), "AUTH": access.AuthClients, "ADMIN_TOKEN": portalsAdminToken}
-	bases := map[string]string{}
-	for _, p := range []service.Program{
-		{Name: "ingest", Parts: []service.Part{ingest.NewPart()}},
-		{Name: "store", Store: chstore.NewOpener(dsn), Parts: []service.Part{store.NewPart()}},
-		{Name: "query", Store: chstore.NewOpener(dsn), Parts: []service.Part{query.NewPart()}},
-	} {
-		p.Version, p.HTTPAddr, p.AuthDefault = "test", "127.0.0.1:0", access.AuthClients
-		args := []string{"--log-level", "error"}
-		if p.Name == "store" {
-			args = append(args, "--batch-wait", "20ms")
-		}
-		proc, err := service.Start(t.Context(), p, args, func(k string) string { return env[k] }, io.Discard)
-		if err != nil {
-			t.Fatalf("%s: %v", p.Name, err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: %v", p.Name, err)
-			}
-		})
-		select {
-		case <-proc.Started():
-		case err := <-done:
-			t.Fatalf("%s stopped before it was ready: %v", p.Name, err)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s not ready after 60 s", p.Name)
-		}
-		bases[p.Name] = "http://" + proc.HTTPAddr()
-	}
+	s := apptest.StartServices(t, map[string]string{"ADMIN_TOKEN": portalsAdminToken})
 
 	secret := newStandardSecret()
-	portalsPut(t, bases["ingest"], "crm", `{"type":"standard","secret":"`+secret+`"}`)
+	portalsPut(t, s.Base["ingest"], "crm", `{"type":"standard","secret":"`+secret+`"}`)
 	const msgID = "msg_services_1"
 	now := time.Now().Unix()
 	send := func(signature string) portalsReply {
-		return portalsCall(t, "POST", bases["ingest"]+"/v1/portals/crm/webhook", standardContactCreated,
+		return portalsCall(t, "POST", s.Base["ingest"]+"/v1/portals/crm/webhook", standardContactCreated,
 			"webhook-id", msgID, "webhook-timestamp", strconv.FormatInt(now, 10), "webhook-signature", signature)
 	}
 	portalsRefused(t, send(standardSignature(newStandardSecret(), msgID, now, standardContactCreated)), "signed with another secret")
 	sig := standardSignature(secret, msgID, now, standardContactCreated)
 	portalsAccepted(t, send(sig), "contact.created", false)
 	portalsAccepted(t, send(sig), "redelivered contact.created", true)
-	e := portalsEvent(t, bases["query"], "crm:"+msgID)
+	e := portalsEvent(t, s.Base["query"], "crm:"+msgID)
 	if data, _ := e["data"].(map[string]any); e["tag"] != "WEBHOOK.CONTACT.CREATED" || data["_delivery"] != msgID {
 		t.Errorf("stored %v; want WEBHOOK.CONTACT.CREATED with its webhook-id", e)
 	}

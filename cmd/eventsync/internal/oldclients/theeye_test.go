@@ -15,15 +15,6 @@ import (
 	"time"
 
 	"github.com/eventsync/eventsync/cmd/eventsync/internal/apptest"
-	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/chstore"
-	"github.com/eventsync/eventsync/pkg/chtest"
-	"github.com/eventsync/eventsync/pkg/natstest"
-	"github.com/eventsync/eventsync/pkg/service"
-	"github.com/eventsync/eventsync/services/ingest"
-	"github.com/eventsync/eventsync/services/notifier"
-	"github.com/eventsync/eventsync/services/query"
-	"github.com/eventsync/eventsync/services/store"
 )
 
 // The Eye's intake as its documentation promises it (docs/coming-from/the-eye.md):
@@ -51,44 +42,8 @@ func eyeAllInOne(t *testing.T, args ...string) eyeTarget {
 // default --cors-origins (none).
 func eyeServices(t *testing.T) eyeTarget {
 	t.Helper()
-	ns := natstest.Start(t)
-	dsn := chtest.DSN(t)
-	env := map[string]string{"NATS_URL": ns.URL(), "ADMIN_TOKEN": eyeAdminToken}
-	bases := map[string]string{}
-	for _, p := range []service.Program{
-		{Name: "ingest", Parts: []service.Part{ingest.NewPart()}},
-		{Name: "store", Store: chstore.NewOpener(dsn), Parts: []service.Part{store.NewPart()}},
-		{Name: "query", Store: chstore.NewOpener(dsn), Parts: []service.Part{query.NewPart()}},
-		{Name: "notifier", Parts: []service.Part{notifier.NewPart()}},
-	} {
-		p.Version, p.HTTPAddr, p.AuthDefault = "test", "127.0.0.1:0", access.AuthClients
-		args := []string{"--log-level", "error"}
-		if p.Name == "store" {
-			args = append(args, "--batch-wait", "20ms")
-		}
-		proc, err := service.Start(t.Context(), p, args, func(k string) string { return env[k] }, io.Discard)
-		if err != nil {
-			t.Fatalf("%s: %v", p.Name, err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- proc.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("%s: %v", p.Name, err)
-			}
-		})
-		select {
-		case <-proc.Started():
-		case err := <-done:
-			t.Fatalf("%s stopped before it was ready: %v", p.Name, err)
-		case <-time.After(60 * time.Second):
-			t.Fatalf("%s not ready after 60 s", p.Name)
-		}
-		bases[p.Name] = "http://" + proc.HTTPAddr()
-	}
-	tg := eyeTarget{ingest: bases["ingest"], query: bases["query"]}
+	s := apptest.StartServices(t, map[string]string{"ADMIN_TOKEN": eyeAdminToken})
+	tg := eyeTarget{ingest: s.Base["ingest"], query: s.Base["query"]}
 	// Each route is served by its own service only.
 	for _, c := range []struct{ method, url string }{
 		{http.MethodPost, tg.query + "/events/"},

@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/services/ingest"
 )
@@ -32,11 +31,5 @@ func main() {
 
 // run runs the ingest service, or its version or healthcheck command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return service.Main(ctx, service.Program{
-		Name:        "ingest",
-		Version:     version,
-		HTTPAddr:    ":8080",
-		Parts:       []service.Part{ingest.NewPart()},
-		AuthDefault: access.AuthClients,
-	}, args, getenv, stdout)
+	return service.Main(ctx, ingest.Program(version), args, getenv, stdout)
 }

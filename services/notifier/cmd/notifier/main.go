@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/services/notifier"
 )
@@ -32,11 +31,5 @@ func main() {
 
 // run runs the notifier service, or its version or healthcheck command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return service.Main(ctx, service.Program{
-		Name:        "notifier",
-		Version:     version,
-		HTTPAddr:    ":8083",
-		Parts:       []service.Part{notifier.NewPart()},
-		AuthDefault: access.AuthClients,
-	}, args, getenv, stdout)
+	return service.Main(ctx, notifier.Program(version), args, getenv, stdout)
 }

@@ -13,8 +13,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/services/query"
 )
@@ -34,12 +32,5 @@ func main() {
 
 // run runs the query service, or its version or healthcheck command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return service.Main(ctx, service.Program{
-		Name:        "query",
-		Version:     version,
-		HTTPAddr:    ":8082",
-		Store:       chstore.NewOpener(chstore.DefaultDSN),
-		Parts:       []service.Part{query.NewPart()},
-		AuthDefault: access.AuthClients,
-	}, args, getenv, stdout)
+	return service.Main(ctx, query.Program(version), args, getenv, stdout)
 }

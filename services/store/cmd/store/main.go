@@ -13,8 +13,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventsync/eventsync/pkg/access"
-	"github.com/eventsync/eventsync/pkg/chstore"
 	"github.com/eventsync/eventsync/pkg/service"
 	"github.com/eventsync/eventsync/services/store"
 )
@@ -34,12 +32,5 @@ func main() {
 
 // run runs the store service, or its version or healthcheck command.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	return service.Main(ctx, service.Program{
-		Name:        "store",
-		Version:     version,
-		HTTPAddr:    ":8081",
-		Store:       chstore.NewOpener(chstore.DefaultDSN),
-		Parts:       []service.Part{store.NewPart()},
-		AuthDefault: access.AuthClients,
-	}, args, getenv, stdout)
+	return service.Main(ctx, store.Program(version), args, getenv, stdout)
 }
