@@ -41,6 +41,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/event"
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/subject"
 	"github.com/eventsync/eventsync/pkg/theeye"
@@ -272,9 +273,9 @@ func nilIfEmpty(s string) *string {
 // or returns its problem with EventSync's parameters named as the
 // collector's.
 func (s *Server) read(r *http.Request, target string, out any) error {
-	res := theeye.Forward(r.Context(), s.api, r, http.MethodGet, target, nil)
+	res := httpserve.Forward(r.Context(), s.api, r, http.MethodGet, target, nil)
 	if res.Status != http.StatusOK {
-		return res.Problem(func(fe problem.FieldError) problem.FieldError {
+		return theeye.Problem(res, func(fe problem.FieldError) problem.FieldError {
 			switch fe.Pointer {
 			case "from":
 				fe.Pointer = "start_time"

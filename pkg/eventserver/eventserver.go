@@ -31,7 +31,6 @@
 package eventserver
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -45,6 +44,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	estream "github.com/eventsync/eventsync/pkg/stream"
 	"github.com/eventsync/eventsync/pkg/subject"
 )
@@ -129,8 +129,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.call(withFirstWriterOwns(r.Context()), r, http.MethodPost, "/v1/events", body)
-	if res.Code != http.StatusAccepted {
-		res.fail(w)
+	if res.Status != http.StatusAccepted {
+		failForwarded(w, res)
 		return
 	}
 	var out struct {
@@ -231,7 +231,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if exists, res := s.streamExists(r, stream); res != nil {
-		res.fail(w)
+		failForwarded(w, res)
 		return
 	} else if !exists {
 		fail(w, http.StatusNotFound, "")
@@ -240,13 +240,13 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 	name := consumerName(p.ID, stream, eventName, cid)
 	ctx := consumerContext(r.Context(), tags)
 	def, _ := json.Marshal(map[string]any{"tags": tags, "start": "all"})
-	if res := s.call(ctx, r, http.MethodPut, "/v1/consumers/"+name, def); res.Code >= 300 {
-		res.fail(w)
+	if res := s.call(ctx, r, http.MethodPut, "/v1/consumers/"+name, def); res.Status >= 300 {
+		failForwarded(w, res)
 		return
 	}
 	res := s.call(ctx, r, http.MethodGet, "/v1/consumers/"+name+"/events?limit="+strconv.Itoa(limit)+"&wait=0s", nil)
-	if res.Code != http.StatusOK {
-		res.fail(w)
+	if res.Status != http.StatusOK {
+		failForwarded(w, res)
 		return
 	}
 	var page struct {
@@ -292,8 +292,8 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.call(r.Context(), r, http.MethodGet, "/v1/events/"+url.PathEscape(eventID), nil)
-	if res.Code != http.StatusOK {
-		res.fail(w)
+	if res.Status != http.StatusOK {
+		failForwarded(w, res)
 		return
 	}
 	var e struct {
@@ -314,11 +314,11 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 	for _, name := range []string{consumerName(client, stream, e.Code, cid), consumerName(client, stream, "", cid)} {
 		res := s.call(r.Context(), r, http.MethodPost, "/v1/consumers/"+name+"/ack", body)
 		switch {
-		case res.Code == http.StatusNotFound:
-		case res.Code < 300:
+		case res.Status == http.StatusNotFound:
+		case res.Status < 300:
 			acked = true
 		default:
-			res.fail(w)
+			failForwarded(w, res)
 			return
 		}
 	}
@@ -331,63 +331,27 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) {
 
 // streamExists reports whether a stream (category) has events the client
 // may read; a refusal of the store is returned instead.
-func (s *Server) streamExists(r *http.Request, stream string) (bool, *recorder) {
+func (s *Server) streamExists(r *http.Request, stream string) (bool, *httpserve.Answer) {
 	res := s.call(r.Context(), r, http.MethodGet, "/v1/events?category="+url.QueryEscape(stream)+"&order=desc&limit=1", nil)
-	if res.Code != http.StatusOK {
+	if res.Status != http.StatusOK {
 		return false, res
 	}
 	var page struct {
 		Events []json.RawMessage `json:"events"`
 	}
 	if err := json.Unmarshal(res.Body.Bytes(), &page); err != nil {
-		return false, &recorder{Code: http.StatusInternalServerError, header: http.Header{}}
+		return false, &httpserve.Answer{Status: http.StatusInternalServerError}
 	}
 	return len(page.Events) > 0, nil
 }
 
 // call serves one translated request of orig with ctx (orig's context, or
 // one derived from it) and orig's credentials.
-func (s *Server) call(ctx context.Context, orig *http.Request, method, target string, body []byte) *recorder {
-	// A fresh chi route context: chi routes a request that still carries
-	// the outer one as if it were in a sub-router.
-	ctx = context.WithValue(ctx, chi.RouteCtxKey, nil)
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
-	if err != nil {
-		return &recorder{Code: http.StatusInternalServerError, header: http.Header{}}
-	}
-	req.RequestURI = target
-	req.RemoteAddr = orig.RemoteAddr
-	req.Header.Set("Content-Type", "application/json")
-	if a := orig.Header.Get("Authorization"); a != "" {
-		req.Header.Set("Authorization", a)
-	}
-	res := &recorder{Code: http.StatusOK, header: http.Header{}}
-	s.api.ServeHTTP(res, req)
-	return res
+func (s *Server) call(ctx context.Context, orig *http.Request, method, target string, body []byte) *httpserve.Answer {
+	return httpserve.Forward(ctx, s.api, orig, method, target, body)
 }
 
-// recorder is the http.ResponseWriter of a translated request.
-type recorder struct {
-	Code        int
-	Body        bytes.Buffer
-	header      http.Header
-	wroteHeader bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.Code, r.wroteHeader = code, true
-	}
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return r.Body.Write(b)
-}
-
-// fail answers the translated request's refusal as the event server's.
-func (r *recorder) fail(w http.ResponseWriter) {
-	failWith(w, parseProblem(r.Code, r.Body.Bytes()), r.header)
+// failForwarded answers the translated request's refusal as the event server's.
+func failForwarded(w http.ResponseWriter, a *httpserve.Answer) {
+	failWith(w, parseProblem(a.Status, a.Body.Bytes()), a.Header())
 }

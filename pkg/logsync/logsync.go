@@ -29,7 +29,6 @@ package logsync
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +43,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 )
 
@@ -124,8 +124,8 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.call(r, http.MethodPost, "/v1/events", b)
-	if res.code != http.StatusAccepted {
-		res.writeTo(w)
+	if res.Status != http.StatusAccepted {
+		res.Relay(w)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
@@ -250,12 +250,12 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request) {
 		target += "?" + fwd.Encode()
 	}
 	res := s.call(r, http.MethodGet, target, nil)
-	if res.code != http.StatusOK {
-		res.writeTo(w)
+	if res.Status != http.StatusOK {
+		res.Relay(w)
 		return
 	}
 	var p page
-	if err := jsonv2.Unmarshal(res.body.Bytes(), &p); err != nil {
+	if err := jsonv2.Unmarshal(res.Body.Bytes(), &p); err != nil {
 		problem.Write(w, nil) // a 500 that leaks nothing
 		return
 	}
@@ -297,55 +297,8 @@ func categoryOf(tag string, data jsontext.Value) string {
 
 // call serves one translated request of orig on api, as orig's client
 // and with its credentials.
-func (s *Server) call(orig *http.Request, method, target string, body []byte) *recorder {
-	// A fresh chi route context: chi routes a request that still carries
-	// the outer one as if it were in a sub-router.
-	ctx := context.WithValue(orig.Context(), chi.RouteCtxKey, nil)
-	res := &recorder{code: http.StatusOK, header: http.Header{}}
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
-	if err != nil {
-		problem.Write(res, err)
-		return res
-	}
-	req.RequestURI = target
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if a := orig.Header.Get("Authorization"); a != "" {
-		req.Header.Set("Authorization", a)
-	}
-	s.api.ServeHTTP(res, req)
-	return res
-}
-
-// recorder is the http.ResponseWriter of a translated request.
-type recorder struct {
-	code        int
-	body        bytes.Buffer
-	header      http.Header
-	wroteHeader bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.code, r.wroteHeader = code, true
-	}
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return r.body.Write(b)
-}
-
-// writeTo answers with what the translated request was answered.
-func (r *recorder) writeTo(w http.ResponseWriter) {
-	for k, v := range r.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(r.code)
-	_, _ = w.Write(r.body.Bytes())
+func (s *Server) call(orig *http.Request, method, target string, body []byte) *httpserve.Answer {
+	return httpserve.Forward(orig.Context(), s.api, orig, method, target, body)
 }
 
 // writeJSON answers like the log-sync service (Flask's jsonify): compact

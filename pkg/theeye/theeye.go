@@ -37,6 +37,7 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 )
 
@@ -141,12 +142,12 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, err)
 		return
 	}
-	res := Forward(r.Context(), s.api, r, http.MethodPost, "/v1/events", out)
+	res := httpserve.Forward(r.Context(), s.api, r, http.MethodPost, "/v1/events", out)
 	if res.Status == http.StatusAccepted {
 		w.WriteHeader(http.StatusAccepted)
 		return
 	}
-	problem.Write(w, res.Problem(func(fe problem.FieldError) problem.FieldError {
+	problem.Write(w, Problem(res, func(fe problem.FieldError) problem.FieldError {
 		return problem.FieldError{Pointer: Pointer(fe.Pointer), Detail: strings.TrimSuffix(fe.Detail, " (or give tag)")}
 	}))
 }

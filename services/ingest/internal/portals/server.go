@@ -1,7 +1,6 @@
 package portals
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/eventsync/eventsync/pkg/access"
 	"github.com/eventsync/eventsync/pkg/conf"
+	"github.com/eventsync/eventsync/pkg/httpserve"
 	"github.com/eventsync/eventsync/pkg/problem"
 	"github.com/eventsync/eventsync/pkg/sealed"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -96,10 +96,10 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.forward(r.Context(), ev)
-	if res.code >= 400 {
-		res.repoint()
+	if res.Status >= 400 {
+		repoint(res)
 	}
-	res.writeTo(w)
+	res.Relay(w)
 }
 
 // portalPrincipal is who a portal's events are written as: no client
@@ -146,10 +146,10 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res := s.forward(access.NewContext(r.Context(), portalPrincipal), b)
-	if res.code < 300 {
+	if res.Status < 300 {
 		s.log.Debug("webhook accepted", "portal", name, "event_id", ev["id"], "tag", d.tag)
 	}
-	res.writeTo(w)
+	res.Relay(w)
 }
 
 // readBody reads a request body; the server's stack bounds it.
@@ -168,56 +168,15 @@ func readBody(r *http.Request) ([]byte, error) {
 // forward serves body as POST /v1/events on ingest's own handler, as the
 // principal of ctx. The gate is not run again: it let the original
 // request in (a JWT would not pass twice).
-func (s *Server) forward(ctx context.Context, body []byte) *recorder {
-	// A fresh chi route context: chi routes a request that still carries
-	// the outer one as if it were in a sub-router.
-	ctx = context.WithValue(ctx, chi.RouteCtxKey, nil)
-	res := &recorder{code: http.StatusOK, header: http.Header{}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/v1/events", bytes.NewReader(body))
-	if err != nil {
-		problem.Write(res, err)
-		return res
-	}
-	req.Header.Set("Content-Type", "application/json")
-	s.ingest.ServeHTTP(res, req)
-	return res
-}
-
-// recorder is the http.ResponseWriter of a forwarded request.
-type recorder struct {
-	code        int
-	body        bytes.Buffer
-	header      http.Header
-	wroteHeader bool
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.code, r.wroteHeader = code, true
-	}
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	return r.body.Write(b)
-}
-
-// writeTo answers with what ingest answered.
-func (r *recorder) writeTo(w http.ResponseWriter) {
-	for k, v := range r.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(r.code)
-	_, _ = w.Write(r.body.Bytes())
+func (s *Server) forward(ctx context.Context, body []byte) *httpserve.Answer {
+	return httpserve.Forward(ctx, s.ingest, nil, http.MethodPost, "/v1/events", body)
 }
 
 // repoint points the field errors of a problem ingest answered back at
 // the fields of the dispatcher's event.
-func (r *recorder) repoint() {
+func repoint(r *httpserve.Answer) {
 	var p map[string]json.RawMessage
-	if json.Unmarshal(r.body.Bytes(), &p) != nil {
+	if json.Unmarshal(r.Body.Bytes(), &p) != nil {
 		return
 	}
 	var errs []problem.FieldError
@@ -232,7 +191,7 @@ func (r *recorder) repoint() {
 	if err != nil {
 		return
 	}
-	r.body.Reset()
-	r.body.Write(b)
-	r.header.Del("Content-Length")
+	r.Body.Reset()
+	r.Body.Write(b)
+	r.Header().Del("Content-Length")
 }
