@@ -997,7 +997,7 @@ func FuzzParseBody(f *testing.F) {
 			t.Fatalf("ParseBody(%q) = no events and no error", body)
 		}
 		for _, e := range events {
-			if e.Subject != "events."+e.Tag || e.Tag != e.Category+"."+e.Code || e.Message == "" || e.Severity == 0 || e.ID == "" {
+			if e.Subject != "events."+e.Tag || e.Tag != e.Category+"."+e.Code || len(e.Message) > DefaultMaxMessage || e.Severity == 0 || e.ID == "" {
 				t.Fatalf("ParseBody(%q) event %+v breaks an invariant", body, e)
 			}
 			if e.Timestamp.After(nowUS.Add(DefaultClockSkew)) {
