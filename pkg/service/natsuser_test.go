@@ -104,7 +104,8 @@ func TestNATSUserWrongPassword(t *testing.T) {
 	}
 }
 
-// startEnv is start with an environment.
+// startEnv starts p with args and the environment environ on a free port,
+// without authentication, and runs it until the test ends.
 func startEnv(t *testing.T, p service.Program, environ map[string]string, args ...string) (base string, proc *service.Process, done <-chan error, stop func()) {
 	t.Helper()
 	if p.Name == "" {

@@ -103,31 +103,11 @@ func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-// start starts p with args on a free port and runs it until the test ends.
+// start starts p with args on a free port and runs it until the test ends
+// (see startEnv).
 func start(t *testing.T, p service.Program, args ...string) (base string, proc *service.Process, done <-chan error, stop func()) {
 	t.Helper()
-	if p.Name == "" {
-		p.Name = "test"
-	}
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--log-level", "error", "--auth", "none"}, args...)
-	p.Rules = echoRules
-	ctx, cancel := context.WithCancel(context.Background())
-	proc, err := service.Start(ctx, p, args, env(nil), io.Discard)
-	if err != nil {
-		cancel()
-		t.Fatalf("Start: %v", err)
-	}
-	errc, finished := make(chan error, 1), make(chan struct{})
-	go func() { errc <- proc.Run(ctx); close(finished) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-finished:
-		case <-time.After(30 * time.Second):
-			t.Error("process did not stop within 30s")
-		}
-	})
-	return "http://" + proc.HTTPAddr(), proc, errc, cancel
+	return startEnv(t, p, nil, args...)
 }
 
 func get(t *testing.T, url string) (int, http.Header, string) {
