@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/delivery"
 	"github.com/eventsync/eventsync/pkg/event"
 	"github.com/eventsync/eventsync/pkg/eventstore"
@@ -84,25 +84,13 @@ func newGated(t *testing.T, st eventstore.Store) *gated {
 		t.Fatalf("stream.EnsureAll = %v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	gate, err := access.Open(ctx, js, access.Config{Auth: access.AuthClients, AdminToken: adminToken}, stream.Config{}, log)
-	if err != nil {
-		t.Fatalf("access.Open = %v", err)
-	}
-	wg.Go(func() {
-		if err := gate.Run(ctx); err != nil && ctx.Err() == nil {
-			t.Errorf("gate.Run = %v", err)
-		}
-	})
-	if err := gate.Ready(ctx); err != nil {
-		t.Fatalf("gate.Ready = %v", err)
-	}
+	gate := accesstest.Start(t, js, access.Config{Auth: access.AuthClients, AdminToken: adminToken})
 	part := query.NewPart()
 	if err := part.Open(ctx, service.Deps{NC: nc, JS: js, Store: st, Gate: gate, Log: log}); err != nil {
 		t.Fatalf("part.Open = %v", err)
 	}
 	wg.Go(func() { _ = part.Run(ctx) })
-	r := chi.NewRouter()
-	r.Use(gate.Middleware(r))
+	r := accesstest.Router(gate)
 	part.Mount(r)
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)

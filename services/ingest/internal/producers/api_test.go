@@ -1,7 +1,6 @@
 package producers
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -11,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/eventsync/eventsync/pkg/access"
+	"github.com/eventsync/eventsync/pkg/access/accesstest"
 	"github.com/eventsync/eventsync/pkg/natstest"
 	"github.com/eventsync/eventsync/pkg/producer"
 	"github.com/eventsync/eventsync/pkg/stream"
@@ -33,8 +32,7 @@ type env struct {
 
 // newEnv starts the API behind a gate with authentication on and the
 // given admin token. Without one, a client with admin scope is registered
-// first (the gate refuses to start with nobody able to authenticate), and
-// call uses its API key.
+// and call uses its API key.
 func newEnv(t *testing.T, adminToken string) *env {
 	t.Helper()
 	srv := natstest.Start(t)
@@ -43,10 +41,7 @@ func newEnv(t *testing.T, adminToken string) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	gate, err := access.Open(t.Context(), js, access.Config{Auth: access.AuthClients, AdminToken: adminToken}, stream.Config{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gate := accesstest.Start(t, js, access.Config{Auth: access.AuthClients, AdminToken: adminToken})
 	e := &env{t: t, reg: gate.Registry(), admin: "Bearer " + adminToken}
 	if adminToken == "" {
 		_, sec, err := e.reg.Create(t.Context(), producer.Spec{Name: "root", Scopes: producer.Scopes{Admin: true}})
@@ -55,20 +50,7 @@ func newEnv(t *testing.T, adminToken string) *env {
 		}
 		e.admin = "Bearer " + sec.APIKey
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- gate.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	if err := gate.Ready(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	r.Use(gate.Middleware(r))
+	r := accesstest.Router(gate)
 	New(e.reg, log).Mount(r)
 	hs := httptest.NewServer(r)
 	t.Cleanup(hs.Close)
