@@ -1,10 +1,8 @@
 package oldclients
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -67,25 +65,8 @@ type esReply struct {
 // esDo sends a request with headers given as name, value pairs.
 func esDo(t *testing.T, method, url, body string, header ...string) esReply {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return esReply{resp.StatusCode, resp.Header, string(b)}
+	status, h, b := send(t, method, url, []byte(body), header...)
+	return esReply{status, h, string(b)}
 }
 
 // The old client's requests, with the headers the event server's API

@@ -8,7 +8,6 @@ package oldclients
 // services run separately against one NATS server and ClickHouse.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,27 +60,8 @@ type logSyncReply struct {
 // logSyncDo sends one request; header holds name, value pairs.
 func logSyncDo(t *testing.T, method, url string, body []byte, header ...string) logSyncReply {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		if header[i+1] != "" {
-			req.Header.Set(header[i], header[i+1])
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read the answer: %v", method, url, err)
-	}
-	return logSyncReply{resp.StatusCode, resp.Header, b}
+	status, h, b := send(t, method, url, body, header...)
+	return logSyncReply{status, h, b}
 }
 
 // emit posts body to POST /internal/log as the emitter does.

@@ -138,23 +138,11 @@ type portalsReply struct {
 // name, value pairs.
 func portalsCall(t *testing.T, method, url, body string, header ...string) portalsReply {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		header = append([]string{"Content-Type", "application/json"}, header...)
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	r := portalsReply{status: res.StatusCode, header: res.Header, body: b}
+	status, h, b := send(t, method, url, []byte(body), header...)
+	r := portalsReply{status: status, header: h, body: b}
 	_ = json.Unmarshal(b, &r.json)
 	return r
 }

@@ -1,13 +1,11 @@
 package oldclients
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -68,29 +66,8 @@ type eyeReply struct {
 // eyeDo sends a request with headers given as name, value pairs.
 func eyeDo(t *testing.T, method, url, body string, header ...string) eyeReply {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return eyeReply{resp.StatusCode, resp.Header, string(b)}
+	status, h, b := send(t, method, url, []byte(body), header...)
+	return eyeReply{status, h, string(b)}
 }
 
 // eyeApp is an application of The Eye: it signs a fresh token for each
