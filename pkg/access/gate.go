@@ -14,7 +14,6 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/eventsync/eventsync/pkg/auth"
 	"github.com/eventsync/eventsync/pkg/conf"
@@ -181,11 +180,7 @@ func (g *Gate) Tokens() *Tokens { return g.tokens }
 func (g *Gate) Config() Config { return g.cfg }
 
 // Run keeps the registry current until ctx is done.
-func (g *Gate) Run(ctx context.Context) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return g.registry.Run(ctx) })
-	return eg.Wait()
-}
+func (g *Gate) Run(ctx context.Context) error { return g.registry.Run(ctx) }
 
 // Ready waits until the registry has loaded the bucket.
 func (g *Gate) Ready(ctx context.Context) error {
